@@ -1,0 +1,7 @@
+// Migrations listed in a static map (not a directory scan), applied in name order.
+import type { Migration } from "kysely";
+import * as foundation from "./2026-11-22T0300-foundation";
+
+export const migrations: Record<string, Migration> = {
+  "2026-11-22T0300-foundation": foundation,
+};

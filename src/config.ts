@@ -1,0 +1,82 @@
+// The whole environment, checked once at start by one schema. A bad value stops the start
+// with a message naming the variable; later issues add their variables here.
+import { z } from "zod";
+
+const port = z.coerce.number().int().min(0).max(65535);
+const optionalString = z
+  .string()
+  .optional()
+  .transform((v) => (v === undefined || v.trim() === "" ? undefined : v));
+
+const envSchema = z
+  .object({
+    NODE_ENV: z.enum(["development", "production", "test"]).default("development"),
+    HOST: z.string().min(1).default("0.0.0.0"),
+    PORT: port.default(3000),
+    DATABASE_URL: z
+      .string()
+      .min(1)
+      .default("./data/kincare.db")
+      .refine((v) => !/^[a-z][a-z0-9+.-]*:\/\//i.test(v) || /^postgres(ql)?:\/\//i.test(v), {
+        message: "use a file path, a sqlite: URL, or a postgres:// URL",
+      }),
+    DATABASE_POOL_SIZE: z.coerce.number().int().min(1).max(200).default(10),
+    LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+    PUBLIC_URL: optionalString.pipe(z.url({ protocol: /^https?$/ }).optional()),
+    BOOTSTRAP_OPERATOR_EMAIL: optionalString.pipe(z.email().optional()),
+    BOOTSTRAP_OPERATOR_PASSWORD: optionalString.pipe(
+      z.string().min(12, "must be at least 12 characters").optional(),
+    ),
+    MAX_BODY_BYTES: z.coerce.number().int().min(1024).default(1_048_576),
+    JOBS_POLL_MS: z.coerce.number().int().min(10).max(60_000).default(500),
+    JOBS_CONCURRENCY: z.coerce.number().int().min(1).max(100).default(8),
+    SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(0).default(10_000),
+  })
+  .superRefine((env, ctx) => {
+    if ((env.BOOTSTRAP_OPERATOR_EMAIL === undefined) !== (env.BOOTSTRAP_OPERATOR_PASSWORD === undefined)) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["BOOTSTRAP_OPERATOR_PASSWORD"],
+        message: "BOOTSTRAP_OPERATOR_EMAIL and BOOTSTRAP_OPERATOR_PASSWORD go together: set both or neither",
+      });
+    }
+  });
+
+export type Config = Readonly<
+  Omit<z.infer<typeof envSchema>, "PUBLIC_URL"> & {
+    PUBLIC_URL: string;
+    database: DatabaseTarget;
+  }
+>;
+
+export type DatabaseTarget =
+  | { dialect: "sqlite"; file: string }
+  | { dialect: "postgres"; url: string };
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`kincare cannot start, the configuration is wrong:\n${problems.map((p) => `  - ${p}`).join("\n")}`);
+    this.name = "ConfigError";
+  }
+}
+
+export function parseDatabaseUrl(url: string): DatabaseTarget {
+  if (/^postgres(ql)?:\/\//i.test(url)) return { dialect: "postgres", url };
+  const file = url.replace(/^sqlite:(\/\/)?/i, "");
+  return { dialect: "sqlite", file: file === "" ? ":memory:" : file };
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const parsed = envSchema.safeParse(env);
+  if (!parsed.success) {
+    throw new ConfigError(
+      parsed.error.issues.map((issue) => `${issue.path.join(".") || "environment"}: ${issue.message}`),
+    );
+  }
+  const value = parsed.data;
+  return Object.freeze({
+    ...value,
+    PUBLIC_URL: (value.PUBLIC_URL ?? `http://localhost:${value.PORT}`).replace(/\/+$/, ""),
+    database: parseDatabaseUrl(value.DATABASE_URL),
+  });
+}

@@ -1,0 +1,48 @@
+// The Kysely handle for SQLite (embedded default) or PostgreSQL (scale-out), chosen by DATABASE_URL.
+import { mkdirSync } from "node:fs";
+import { dirname } from "node:path";
+import SQLite from "better-sqlite3";
+import { Kysely, PostgresDialect, SqliteDialect, type Transaction } from "kysely";
+import pg from "pg";
+import type { DatabaseTarget } from "../config";
+import type { Database } from "./schema";
+
+export type Db = Kysely<Database>;
+export type Trx = Transaction<Database>;
+/** Either the database or a transaction: every repository function takes one as its first argument. */
+export type Executor = Kysely<Database>;
+
+// int8 (count(*), bigint money) comes back as a JS number, as on SQLite; values stay far below 2^53.
+pg.types.setTypeParser(pg.types.builtins.INT8, (v) => Number.parseInt(v, 10));
+
+export interface OpenDatabaseOptions {
+  poolSize?: number;
+  /** PostgreSQL only: the schema used for every unqualified name (tests run each in their own). */
+  schema?: string;
+}
+
+export interface OpenedDatabase {
+  db: Db;
+  dialect: DatabaseTarget["dialect"];
+  close(): Promise<void>;
+}
+
+export function openDatabase(target: DatabaseTarget, options: OpenDatabaseOptions = {}): OpenedDatabase {
+  if (target.dialect === "postgres") {
+    const pool = new pg.Pool({
+      connectionString: target.url,
+      max: options.poolSize ?? 10,
+      ...(options.schema ? { options: `-c search_path=${options.schema}` } : {}),
+    });
+    const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+    return { db, dialect: "postgres", close: () => db.destroy() };
+  }
+  if (target.file !== ":memory:") mkdirSync(dirname(target.file), { recursive: true });
+  const sqlite = new SQLite(target.file);
+  sqlite.pragma("journal_mode = WAL");
+  sqlite.pragma("synchronous = NORMAL");
+  sqlite.pragma("foreign_keys = ON");
+  sqlite.pragma("busy_timeout = 5000");
+  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
+  return { db, dialect: "sqlite", close: () => db.destroy() };
+}

@@ -1,0 +1,27 @@
+// The Database interface: every table kincare has, composed from each domain's row types.
+import type {
+  PasswordResetsTable,
+  SessionsTable,
+  UserRolesTable,
+  UsersTable,
+} from "../accounts/accounts.table";
+import type { AuditLogTable } from "../audit/audit.table";
+import type { CarePlanVersionsTable } from "../careplans/careplans.table";
+import type { CircleMembersTable, InvitationsTable } from "../circles/circles.table";
+import type { JobsTable } from "../jobs/jobs.table";
+import type { ResidentsTable } from "../residents/residents.table";
+import type { SettingsTable } from "../settings/settings.table";
+
+export interface Database {
+  users: UsersTable;
+  user_roles: UserRolesTable;
+  sessions: SessionsTable;
+  password_resets: PasswordResetsTable;
+  residents: ResidentsTable;
+  circle_members: CircleMembersTable;
+  invitations: InvitationsTable;
+  care_plan_versions: CarePlanVersionsTable;
+  audit_log: AuditLogTable;
+  settings: SettingsTable;
+  jobs: JobsTable;
+}

@@ -1,0 +1,36 @@
+import type { Role } from "../accounts/accounts.table";
+import type { Clock } from "../clock";
+import type { Config } from "../config";
+import type { Db } from "../db/database";
+import type { Scheduler } from "../jobs/scheduler";
+import type { Logger } from "../logger";
+
+/** Everything the app reaches outside itself, passed in by the composition root (or a test). */
+export interface AppDeps {
+  config: Config;
+  db: Db;
+  dialect: "sqlite" | "postgres";
+  logger: Logger;
+  clock: Clock;
+  scheduler: Scheduler;
+}
+
+export interface Actor {
+  userId: string;
+  sessionId: string;
+  displayName: string;
+  roles: Role[];
+}
+
+export type AppEnv = {
+  Variables: {
+    requestId: string;
+    logger: Logger;
+    actor: Actor | null;
+    authVia: "bearer" | "cookie" | null;
+  };
+};
+
+export function hasRole(actor: Actor, role: Role): boolean {
+  return actor.roles.includes(role);
+}

@@ -1,0 +1,69 @@
+// Business policies that operators edit at run time, kept in the database with defaults here.
+// Later issues add their keys to `settingDefinitions`.
+import { z } from "zod";
+import { iso } from "../clock";
+import type { Executor } from "../db/database";
+import { AppError } from "../errors";
+
+const rules = {
+  "auth.session_ttl_hours": z.number().int().min(1).max(24 * 365),
+  "auth.login_slowdown_after": z.number().int().min(1).max(100),
+  "auth.lockout_after": z.number().int().min(2).max(100),
+  "auth.lockout_minutes": z.number().int().min(1).max(24 * 60),
+  "invitations.ttl_hours": z.number().int().min(1).max(24 * 30),
+  "password_reset.ttl_minutes": z.number().int().min(5).max(24 * 60),
+};
+
+export type SettingKey = keyof typeof rules;
+export type Settings = { [K in SettingKey]: z.infer<(typeof rules)[K]> };
+
+export const settingDefaults: Settings = {
+  "auth.session_ttl_hours": 24 * 30,
+  "auth.login_slowdown_after": 3,
+  "auth.lockout_after": 8,
+  "auth.lockout_minutes": 15,
+  "invitations.ttl_hours": 72,
+  "password_reset.ttl_minutes": 60,
+};
+
+export const settingsSchema = z.object(rules);
+export const settingsPatchSchema = z.strictObject(rules).partial();
+
+export async function getSettings(db: Executor): Promise<Settings> {
+  const rows = await db.selectFrom("settings").select(["key", "value"]).execute();
+  const stored: Record<string, unknown> = {};
+  for (const row of rows) {
+    if (row.key in rules) stored[row.key] = JSON.parse(row.value);
+  }
+  const settings = { ...settingDefaults };
+  for (const key of Object.keys(rules) as SettingKey[]) {
+    // A stored value that no longer fits (after a rule tightened) falls back to its default.
+    const parsed = rules[key].safeParse(stored[key]);
+    if (parsed.success) settings[key] = parsed.data;
+  }
+  return settings;
+}
+
+export async function getSetting<K extends SettingKey>(db: Executor, key: K): Promise<Settings[K]> {
+  return (await getSettings(db))[key];
+}
+
+export async function updateSettings(
+  db: Executor,
+  patch: Partial<Settings>,
+  by: string | null,
+  now: Date,
+): Promise<Settings> {
+  const entries = Object.entries(patch).filter(([, v]) => v !== undefined);
+  if (entries.length === 0) throw new AppError("bad_request", "name at least one setting to change");
+  for (const [key, value] of entries) {
+    await db
+      .insertInto("settings")
+      .values({ key, value: JSON.stringify(value), updated_at: iso(now), updated_by: by })
+      .onConflict((oc) =>
+        oc.column("key").doUpdateSet({ value: JSON.stringify(value), updated_at: iso(now), updated_by: by }),
+      )
+      .execute();
+  }
+  return getSettings(db);
+}

@@ -1,0 +1,123 @@
+// A whole kincare app on a fresh database, reached through app.request() or over real HTTP.
+import type { AddressInfo } from "node:net";
+import { Writable } from "node:stream";
+import { type ServerType, serve } from "@hono/node-server";
+import { createApp } from "../../src/app";
+import type { Clock } from "../../src/clock";
+import { type Config, loadConfig } from "../../src/config";
+import type { Db } from "../../src/db/database";
+import { registerCoreJobs } from "../../src/jobs/core-jobs";
+import { Scheduler } from "../../src/jobs/scheduler";
+import { createLogger } from "../../src/logger";
+import { FakeClock } from "./clock";
+import { createTestDatabase, migrated, type TestDatabase } from "./test-db";
+
+export interface ApiResponse<T = any> {
+  status: number;
+  body: T;
+  headers: Headers;
+}
+
+export interface RequestOptions {
+  body?: unknown;
+  /** A raw body string, sent as is (for malformed JSON). */
+  raw?: string;
+  token?: string;
+  headers?: Record<string, string>;
+}
+
+export interface TestApp {
+  app: ReturnType<typeof createApp>;
+  db: Db;
+  dialect: "sqlite" | "postgres";
+  clock: FakeClock;
+  scheduler: Scheduler;
+  config: Config;
+  testDb: TestDatabase;
+  /** Every log line the app wrote, as parsed JSON. */
+  logs: Record<string, unknown>[];
+  /** Raw log text, for checking that no secret ever reached it. */
+  logText(): string;
+  request<T = any>(method: string, path: string, opts?: RequestOptions): Promise<ApiResponse<T>>;
+  /** Starts a real HTTP server on a free loopback port. */
+  listen(): Promise<string>;
+  close(): Promise<void>;
+}
+
+export interface TestAppOptions {
+  clock?: Clock;
+  env?: Record<string, string>;
+  /** Reuse a database (to restart the app on the same data). */
+  testDb?: TestDatabase;
+}
+
+export async function createTestApp(options: TestAppOptions = {}): Promise<TestApp> {
+  const testDb = options.testDb ?? (await createTestDatabase());
+  const { db, dialect, close } = await migrated(testDb);
+  const clock = (options.clock as FakeClock | undefined) ?? new FakeClock();
+  const config = loadConfig({
+    ...testDb.env,
+    NODE_ENV: "test",
+    LOG_LEVEL: "info",
+    PUBLIC_URL: "http://kincare.test",
+    ...options.env,
+  });
+  const lines: string[] = [];
+  const sink = new Writable({
+    write(chunk, _enc, cb) {
+      lines.push(...String(chunk).split("\n").filter(Boolean));
+      cb();
+    },
+  });
+  const logger = createLogger(config.LOG_LEVEL, sink);
+  const scheduler = new Scheduler({ db, dialect, clock, logger, pollMs: 20, concurrency: 4 });
+  await registerCoreJobs(scheduler, db);
+  const app = createApp({ config, db, dialect, logger, clock, scheduler });
+  let server: ServerType | undefined;
+
+  const request = async <T>(method: string, path: string, opts: RequestOptions = {}): Promise<ApiResponse<T>> => {
+    const headers: Record<string, string> = { ...opts.headers };
+    let body: string | undefined;
+    if (opts.raw !== undefined) body = opts.raw;
+    else if (opts.body !== undefined) body = JSON.stringify(opts.body);
+    if (body !== undefined && !Object.keys(headers).some((h) => h.toLowerCase() === "content-type")) {
+      headers["content-type"] = "application/json";
+    }
+    if (opts.token) headers.authorization = `Bearer ${opts.token}`;
+    const res = await app.request(path, { method, headers, ...(body !== undefined ? { body } : {}) });
+    const text = await res.text();
+    let parsed: unknown = text;
+    if (res.headers.get("content-type")?.includes("json") && text) parsed = JSON.parse(text);
+    return { status: res.status, body: parsed as T, headers: res.headers };
+  };
+
+  return {
+    app,
+    db,
+    dialect,
+    clock,
+    scheduler,
+    config,
+    testDb,
+    logs: new Proxy([] as Record<string, unknown>[], {
+      get: (_t, prop) => {
+        const parsed = lines.map((l) => JSON.parse(l) as Record<string, unknown>);
+        return Reflect.get(parsed, prop);
+      },
+    }),
+    logText: () => lines.join("\n"),
+    request,
+    listen: () =>
+      new Promise((resolve) => {
+        server = serve({ fetch: app.fetch, port: 0, hostname: "127.0.0.1" }, (info: AddressInfo) =>
+          resolve(`http://127.0.0.1:${info.port}`),
+        );
+      }),
+    close: async () => {
+      await scheduler.stop();
+      if (server) await new Promise((r) => server!.close(() => r(undefined)));
+      await close();
+      if (!options.testDb) await testDb.drop();
+    },
+  };
+}

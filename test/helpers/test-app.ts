@@ -75,16 +75,27 @@ export async function createTestApp(options: TestAppOptions = {}): Promise<TestA
   const app = createApp({ config, db, dialect, logger, clock, scheduler });
   let server: ServerType | undefined;
 
-  const request = async <T>(method: string, path: string, opts: RequestOptions = {}): Promise<ApiResponse<T>> => {
+  const request = async <T>(
+    method: string,
+    path: string,
+    opts: RequestOptions = {},
+  ): Promise<ApiResponse<T>> => {
     const headers: Record<string, string> = { ...opts.headers };
     let body: string | undefined;
     if (opts.raw !== undefined) body = opts.raw;
     else if (opts.body !== undefined) body = JSON.stringify(opts.body);
-    if (body !== undefined && !Object.keys(headers).some((h) => h.toLowerCase() === "content-type")) {
+    if (
+      body !== undefined &&
+      !Object.keys(headers).some((h) => h.toLowerCase() === "content-type")
+    ) {
       headers["content-type"] = "application/json";
     }
     if (opts.token) headers.authorization = `Bearer ${opts.token}`;
-    const res = await app.request(path, { method, headers, ...(body !== undefined ? { body } : {}) });
+    const res = await app.request(path, {
+      method,
+      headers,
+      ...(body !== undefined ? { body } : {}),
+    });
     const text = await res.text();
     let parsed: unknown = text;
     if (res.headers.get("content-type")?.includes("json") && text) parsed = JSON.parse(text);
@@ -99,12 +110,11 @@ export async function createTestApp(options: TestAppOptions = {}): Promise<TestA
     scheduler,
     config,
     testDb,
-    logs: new Proxy([] as Record<string, unknown>[], {
-      get: (_t, prop) => {
-        const parsed = lines.map((l) => JSON.parse(l) as Record<string, unknown>);
-        return Reflect.get(parsed, prop);
-      },
-    }),
+    // A getter, not a Proxy over an empty array: filter/some/find consult `has`, which a
+    // get-only Proxy answers from its (empty) target, so they saw no lines at all.
+    get logs() {
+      return lines.map((l) => JSON.parse(l) as Record<string, unknown>);
+    },
     logText: () => lines.join("\n"),
     request,
     listen: () =>

@@ -1,6 +1,6 @@
 // Business policies that operators edit at run time, kept in the database with defaults here.
 // Later issues add their keys to `settingDefinitions`.
-import { z } from "zod";
+import { z } from "@hono/zod-openapi";
 import { iso } from "../clock";
 import type { Executor } from "../db/database";
 import { AppError } from "../errors";

@@ -5,13 +5,16 @@ import { AppError, type FieldIssue } from "../errors";
 import type { AppEnv } from "./context";
 
 export function fieldIssues(error: ZodError, target?: string): FieldIssue[] {
-  return error.issues.map((issue) => {
-    const path = issue.path.map(String).join(".");
-    const where = target && target !== "json" ? `${target}${path ? `.${path}` : ""}` : path || "(body)";
-    let message = issue.message;
-    if (issue.code === "unrecognized_keys") message = `unknown field(s): ${issue.keys.join(", ")}`;
-    return { path: where, message };
-  });
+  const where = (segments: PropertyKey[]) => {
+    const path = segments.map(String).join(".");
+    return target && target !== "json" ? `${target}${path ? `.${path}` : ""}` : path || "(body)";
+  };
+  // An unknown field is named by its own path, one issue each, like every other bad field.
+  return error.issues.flatMap((issue) =>
+    issue.code === "unrecognized_keys"
+      ? issue.keys.map((key) => ({ path: where([...issue.path, key]), message: "unknown field" }))
+      : [{ path: where(issue.path), message: issue.message }],
+  );
 }
 
 export function createRouter() {

@@ -91,7 +91,11 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addColumn("created_at", "text", (c) => c.notNull())
     .addColumn("updated_at", "text", (c) => c.notNull())
     .execute();
-  await db.schema.createIndex("residents_locality_idx").on("residents").column("locality").execute();
+  await db.schema
+    .createIndex("residents_locality_idx")
+    .on("residents")
+    .column("locality")
+    .execute();
 
   await db.schema
     .createTable("circle_members")
@@ -105,7 +109,11 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addColumn("created_at", "text", (c) => c.notNull())
     .addPrimaryKeyConstraint("circle_members_pk", ["resident_id", "user_id"])
     .execute();
-  await db.schema.createIndex("circle_members_user_idx").on("circle_members").column("user_id").execute();
+  await db.schema
+    .createIndex("circle_members_user_idx")
+    .on("circle_members")
+    .column("user_id")
+    .execute();
 
   await db.schema
     .createTable("invitations")
@@ -125,7 +133,11 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addColumn("accepted_by", "text", (c) => c.references("users.id"))
     .addColumn("revoked_at", "text")
     .execute();
-  await db.schema.createIndex("invitations_resident_idx").on("invitations").column("resident_id").execute();
+  await db.schema
+    .createIndex("invitations_resident_idx")
+    .on("invitations")
+    .column("resident_id")
+    .execute();
 
   await db.schema
     .createTable("care_plan_versions")
@@ -154,8 +166,16 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addColumn("details", "text")
     .execute();
   await db.schema.createIndex("audit_log_at_idx").on("audit_log").column("at").execute();
-  await db.schema.createIndex("audit_log_resident_idx").on("audit_log").columns(["resident_id", "at"]).execute();
-  await db.schema.createIndex("audit_log_actor_idx").on("audit_log").columns(["actor_user_id", "at"]).execute();
+  await db.schema
+    .createIndex("audit_log_resident_idx")
+    .on("audit_log")
+    .columns(["resident_id", "at"])
+    .execute();
+  await db.schema
+    .createIndex("audit_log_actor_idx")
+    .on("audit_log")
+    .columns(["actor_user_id", "at"])
+    .execute();
 
   // The audit log is append-only: the database itself refuses updates and deletes.
   if (isPostgres) {

@@ -69,7 +69,10 @@ export function createApp(deps: AppDeps) {
     else if (err instanceof HTTPException) appError = fromHttpException(err);
     else {
       (c.get("logger") ?? deps.logger).error({ err }, "unhandled error");
-      appError = new AppError("internal", "something went wrong on our side; the request id helps us find it");
+      appError = new AppError(
+        "internal",
+        "something went wrong on our side; the request id helps us find it",
+      );
     }
     if (appError.status >= 500 && err instanceof AppError) {
       (c.get("logger") ?? deps.logger).error({ err }, "request failed");

@@ -21,7 +21,9 @@ const envSchema = z
         message: "use a file path, a sqlite: URL, or a postgres:// URL",
       }),
     DATABASE_POOL_SIZE: z.coerce.number().int().min(1).max(200).default(10),
-    LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+    LOG_LEVEL: z
+      .enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"])
+      .default("info"),
     PUBLIC_URL: optionalString.pipe(z.url({ protocol: /^https?$/ }).optional()),
     BOOTSTRAP_OPERATOR_EMAIL: optionalString.pipe(z.email().optional()),
     BOOTSTRAP_OPERATOR_PASSWORD: optionalString.pipe(
@@ -33,11 +35,15 @@ const envSchema = z
     SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(0).default(10_000),
   })
   .superRefine((env, ctx) => {
-    if ((env.BOOTSTRAP_OPERATOR_EMAIL === undefined) !== (env.BOOTSTRAP_OPERATOR_PASSWORD === undefined)) {
+    if (
+      (env.BOOTSTRAP_OPERATOR_EMAIL === undefined) !==
+      (env.BOOTSTRAP_OPERATOR_PASSWORD === undefined)
+    ) {
       ctx.addIssue({
         code: "custom",
         path: ["BOOTSTRAP_OPERATOR_PASSWORD"],
-        message: "BOOTSTRAP_OPERATOR_EMAIL and BOOTSTRAP_OPERATOR_PASSWORD go together: set both or neither",
+        message:
+          "BOOTSTRAP_OPERATOR_EMAIL and BOOTSTRAP_OPERATOR_PASSWORD go together: set both or neither",
       });
     }
   });
@@ -55,7 +61,9 @@ export type DatabaseTarget =
 
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
-    super(`kincare cannot start, the configuration is wrong:\n${problems.map((p) => `  - ${p}`).join("\n")}`);
+    super(
+      `kincare cannot start, the configuration is wrong:\n${problems.map((p) => `  - ${p}`).join("\n")}`,
+    );
     this.name = "ConfigError";
   }
 }
@@ -70,7 +78,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const parsed = envSchema.safeParse(env);
   if (!parsed.success) {
     throw new ConfigError(
-      parsed.error.issues.map((issue) => `${issue.path.join(".") || "environment"}: ${issue.message}`),
+      parsed.error.issues.map(
+        (issue) => `${issue.path.join(".") || "environment"}: ${issue.message}`,
+      ),
     );
   }
   const value = parsed.data;

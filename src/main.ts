@@ -16,7 +16,9 @@ export interface Running {
 }
 
 export async function start(config: Config, logger: Logger): Promise<Running> {
-  const { db, dialect, close } = openDatabase(config.database, { poolSize: config.DATABASE_POOL_SIZE });
+  const { db, dialect, close } = openDatabase(config.database, {
+    poolSize: config.DATABASE_POOL_SIZE,
+  });
   try {
     const applied = (await migrateToLatest(db)) ?? [];
     for (const m of applied) logger.info({ migration: m.migrationName }, "migration applied");
@@ -46,9 +48,15 @@ export async function start(config: Config, logger: Logger): Promise<Running> {
   const app = createApp({ config, db, dialect, logger, clock, scheduler });
 
   const server = await new Promise<ServerType>((resolve, reject) => {
-    const s = serve({ fetch: app.fetch, port: config.PORT, hostname: config.HOST }, () => resolve(s));
+    const s = serve({ fetch: app.fetch, port: config.PORT, hostname: config.HOST }, () =>
+      resolve(s),
+    );
     s.once("error", (error: NodeJS.ErrnoException) =>
-      reject(error.code === "EADDRINUSE" ? new Error(`PORT ${config.PORT} is already in use: set PORT to a free port`) : error),
+      reject(
+        error.code === "EADDRINUSE"
+          ? new Error(`PORT ${config.PORT} is already in use: set PORT to a free port`)
+          : error,
+      ),
     );
   });
   await scheduler.start();
@@ -65,7 +73,9 @@ export async function start(config: Config, logger: Logger): Promise<Running> {
         logger.info("shutting down: no new requests, finishing the ones in flight");
         const closed = new Promise<void>((resolve) => server.close(() => resolve()));
         if ("closeIdleConnections" in server) server.closeIdleConnections();
-        const timeout = new Promise<void>((resolve) => setTimeout(resolve, config.SHUTDOWN_TIMEOUT_MS).unref());
+        const timeout = new Promise<void>((resolve) =>
+          setTimeout(resolve, config.SHUTDOWN_TIMEOUT_MS).unref(),
+        );
         await Promise.race([closed, timeout]);
         if ("closeAllConnections" in server) server.closeAllConnections();
         await scheduler.stop();
@@ -90,7 +100,10 @@ async function main() {
   try {
     running = await start(config, logger);
   } catch (error) {
-    logger.fatal({ err: error }, error instanceof Error ? error.message : "kincare could not start");
+    logger.fatal(
+      { err: error },
+      error instanceof Error ? error.message : "kincare could not start",
+    );
     process.exit(1);
   }
   for (const signal of ["SIGTERM", "SIGINT"] as const) {

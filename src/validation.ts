@@ -48,10 +48,15 @@ export const LocalTime = z
   .regex(/^([01]\d|2[0-3]):[0-5]\d$/, { message: "a local time as HH:MM (24-hour)" })
   .openapi({ example: "08:30" });
 
-export const LocalDate = z.iso.date({ message: "a date as YYYY-MM-DD" }).openapi({ example: "1944-03-18" });
+export const LocalDate = z.iso
+  .date({ message: "a date as YYYY-MM-DD" })
+  .openapi({ example: "1944-03-18" });
 
 export const Instant = z.iso
-  .datetime({ offset: true, message: "an ISO-8601 date-time with a time zone, e.g. 2026-11-22T09:00:00Z" })
+  .datetime({
+    offset: true,
+    message: "an ISO-8601 date-time with a time zone, e.g. 2026-11-22T09:00:00Z",
+  })
   .transform((v) => new Date(v).toISOString())
   .openapi({ type: "string", format: "date-time" });
 

@@ -19,7 +19,10 @@ async function familyWithMother() {
 }
 
 async function invite(token: string, residentId: string, body: Record<string, unknown>) {
-  return t.request("POST", `/v1/residents/${residentId}/invitations`, { token, body: { relationship: "son", ...body } });
+  return t.request("POST", `/v1/residents/${residentId}/invitations`, {
+    token,
+    body: { relationship: "son", ...body },
+  });
 }
 
 describe("invitations", () => {
@@ -28,22 +31,43 @@ describe("invitations", () => {
     const brother = await signUpFamily(t, { displayName: "Li Lei" });
     const inv = await invite(daughter.token, mother.id, { email: brother.email.toUpperCase() });
     expect(inv.status).toBe(201);
-    expect(inv.body.link).toBe(`http://kincare.test/invitations/accept?token=${encodeURIComponent(inv.body.token)}`);
-    expect(inv.body.invitation).toMatchObject({ status: "pending", level: "member", email: brother.email });
+    expect(inv.body.link).toBe(
+      `http://kincare.test/invitations/accept?token=${encodeURIComponent(inv.body.token)}`,
+    );
+    expect(inv.body.invitation).toMatchObject({
+      status: "pending",
+      level: "member",
+      email: brother.email,
+    });
 
-    const preview = await t.request("POST", "/v1/invitations/preview", { body: { token: inv.body.token } });
-    expect(preview.body).toMatchObject({ residentName: "Grandma Wang", invitedBy: "Li Mei", status: "pending" });
+    const preview = await t.request("POST", "/v1/invitations/preview", {
+      body: { token: inv.body.token },
+    });
+    expect(preview.body).toMatchObject({
+      residentName: "Grandma Wang",
+      invitedBy: "Li Mei",
+      status: "pending",
+    });
 
-    const accepted = await t.request("POST", "/v1/invitations/accept", { token: brother.token, body: { token: inv.body.token } });
+    const accepted = await t.request("POST", "/v1/invitations/accept", {
+      token: brother.token,
+      body: { token: inv.body.token },
+    });
     expect(accepted.status).toBe(200);
     expect(accepted.body).toEqual({ residentId: mother.id, level: "member", relationship: "son" });
 
-    const circle = await t.request("GET", `/v1/residents/${mother.id}/circle`, { token: brother.token });
-    expect(circle.body.items.map((m: { userId: string; level: string }) => [m.userId, m.level])).toEqual([
+    const circle = await t.request("GET", `/v1/residents/${mother.id}/circle`, {
+      token: brother.token,
+    });
+    expect(
+      circle.body.items.map((m: { userId: string; level: string }) => [m.userId, m.level]),
+    ).toEqual([
       [daughter.id, "primary"],
       [brother.id, "member"],
     ]);
-    const listed = await t.request("GET", `/v1/residents/${mother.id}/invitations`, { token: daughter.token });
+    const listed = await t.request("GET", `/v1/residents/${mother.id}/invitations`, {
+      token: daughter.token,
+    });
     expect(listed.body.items[0].status).toBe("accepted");
     // The token is never stored or listed in the clear.
     expect(JSON.stringify(listed.body)).not.toContain(inv.body.token);
@@ -51,10 +75,16 @@ describe("invitations", () => {
 
   it("an invitation by phone is matched to the account with that phone number", async () => {
     const { daughter, mother } = await familyWithMother();
-    const inv = await invite(daughter.token, mother.id, { phone: "+44 7911 123456", level: "primary" });
+    const inv = await invite(daughter.token, mother.id, {
+      phone: "+44 7911 123456",
+      level: "primary",
+    });
     expect(inv.body.invitation.phone).toBe("+447911123456");
     const nephew = await signUpFamily(t, { phone: "+447911123456" });
-    const accepted = await t.request("POST", "/v1/invitations/accept", { token: nephew.token, body: { token: inv.body.token } });
+    const accepted = await t.request("POST", "/v1/invitations/accept", {
+      token: nephew.token,
+      body: { token: inv.body.token },
+    });
     expect(accepted.body.level).toBe("primary");
   });
 
@@ -62,8 +92,14 @@ describe("invitations", () => {
     const { daughter, mother } = await familyWithMother();
     const brother = await signUpFamily(t);
     const inv = await invite(daughter.token, mother.id, { email: brother.email });
-    await t.request("POST", "/v1/invitations/accept", { token: brother.token, body: { token: inv.body.token } });
-    const again = await t.request("POST", "/v1/invitations/accept", { token: brother.token, body: { token: inv.body.token } });
+    await t.request("POST", "/v1/invitations/accept", {
+      token: brother.token,
+      body: { token: inv.body.token },
+    });
+    const again = await t.request("POST", "/v1/invitations/accept", {
+      token: brother.token,
+      body: { token: inv.body.token },
+    });
     expect(again.status).toBe(410);
     expect(again.body.error.code).toBe("invitation_used");
   });
@@ -74,10 +110,15 @@ describe("invitations", () => {
     const inv = await invite(daughter.token, mother.id, { email: brother.email });
     t.clock.advance(73 * 3_600_000); // invitations.ttl_hours defaults to 72
     try {
-      const res = await t.request("POST", "/v1/invitations/accept", { token: brother.token, body: { token: inv.body.token } });
+      const res = await t.request("POST", "/v1/invitations/accept", {
+        token: brother.token,
+        body: { token: inv.body.token },
+      });
       expect(res.status).toBe(410);
       expect(res.body.error.code).toBe("invitation_expired");
-      const preview = await t.request("POST", "/v1/invitations/preview", { body: { token: inv.body.token } });
+      const preview = await t.request("POST", "/v1/invitations/preview", {
+        body: { token: inv.body.token },
+      });
       expect(preview.body.status).toBe("expired");
     } finally {
       t.clock.advance(-73 * 3_600_000);
@@ -89,11 +130,19 @@ describe("invitations", () => {
     const brother = await signUpFamily(t);
     const stranger = await signUpFamily(t);
     const inv = await invite(daughter.token, mother.id, { email: brother.email });
-    const wrong = await t.request("POST", "/v1/invitations/accept", { token: stranger.token, body: { token: inv.body.token } });
+    const wrong = await t.request("POST", "/v1/invitations/accept", {
+      token: stranger.token,
+      body: { token: inv.body.token },
+    });
     expect(wrong.status).toBe(403);
     expect(wrong.body.error.code).toBe("invitation_wrong_recipient");
-    expect((await t.request("GET", `/v1/residents/${mother.id}`, { token: stranger.token })).status).toBe(404);
-    const right = await t.request("POST", "/v1/invitations/accept", { token: brother.token, body: { token: inv.body.token } });
+    expect(
+      (await t.request("GET", `/v1/residents/${mother.id}`, { token: stranger.token })).status,
+    ).toBe(404);
+    const right = await t.request("POST", "/v1/invitations/accept", {
+      token: brother.token,
+      body: { token: inv.body.token },
+    });
     expect(right.status).toBe(200);
   });
 
@@ -101,17 +150,29 @@ describe("invitations", () => {
     const { daughter, mother } = await familyWithMother();
     const brother = await signUpFamily(t);
     const inv = await invite(daughter.token, mother.id, { email: brother.email });
-    const del = await t.request("DELETE", `/v1/residents/${mother.id}/invitations/${inv.body.invitation.id}`, { token: daughter.token });
+    const del = await t.request(
+      "DELETE",
+      `/v1/residents/${mother.id}/invitations/${inv.body.invitation.id}`,
+      { token: daughter.token },
+    );
     expect(del.status).toBe(204);
-    const res = await t.request("POST", "/v1/invitations/accept", { token: brother.token, body: { token: inv.body.token } });
+    const res = await t.request("POST", "/v1/invitations/accept", {
+      token: brother.token,
+      body: { token: inv.body.token },
+    });
     expect(res.body.error.code).toBe("invitation_expired");
   });
 
   it("an unknown token is a 404, and accepting needs a signed-in account", async () => {
     const brother = await signUpFamily(t);
-    const res = await t.request("POST", "/v1/invitations/accept", { token: brother.token, body: { token: "not-a-real-token-at-all" } });
+    const res = await t.request("POST", "/v1/invitations/accept", {
+      token: brother.token,
+      body: { token: "not-a-real-token-at-all" },
+    });
     expect(res.status).toBe(404);
-    const anonymous = await t.request("POST", "/v1/invitations/accept", { body: { token: "not-a-real-token-at-all" } });
+    const anonymous = await t.request("POST", "/v1/invitations/accept", {
+      body: { token: "not-a-real-token-at-all" },
+    });
     expect(anonymous.status).toBe(401);
   });
 
@@ -130,7 +191,9 @@ describe("invitations", () => {
 describe("circle membership", () => {
   it("the only primary cannot leave or step down; with a second primary she can", async () => {
     const { daughter, mother } = await familyWithMother();
-    const leave = await t.request("DELETE", `/v1/residents/${mother.id}/circle/${daughter.id}`, { token: daughter.token });
+    const leave = await t.request("DELETE", `/v1/residents/${mother.id}/circle/${daughter.id}`, {
+      token: daughter.token,
+    });
     expect(leave.status).toBe(409);
     expect(leave.body.error.code).toBe("last_primary");
     const stepDown = await t.request("PATCH", `/v1/residents/${mother.id}/circle/${daughter.id}`, {
@@ -141,16 +204,25 @@ describe("circle membership", () => {
 
     const brother = await signUpFamily(t);
     await joinCircle(t, daughter.token, mother.id, brother, "primary");
-    const left = await t.request("DELETE", `/v1/residents/${mother.id}/circle/${daughter.id}`, { token: daughter.token });
+    const left = await t.request("DELETE", `/v1/residents/${mother.id}/circle/${daughter.id}`, {
+      token: daughter.token,
+    });
     expect(left.status).toBe(204);
-    expect((await t.request("GET", `/v1/residents/${mother.id}`, { token: daughter.token })).status).toBe(404);
+    expect(
+      (await t.request("GET", `/v1/residents/${mother.id}`, { token: daughter.token })).status,
+    ).toBe(404);
   });
 
   it("an operator may remove the last primary; the operators then own the resident", async () => {
     const { daughter, mother } = await familyWithMother();
-    const res = await t.request("DELETE", `/v1/residents/${mother.id}/circle/${daughter.id}`, { token: operator.token });
+    const res = await t.request("DELETE", `/v1/residents/${mother.id}/circle/${daughter.id}`, {
+      token: operator.token,
+    });
     expect(res.status).toBe(204);
-    expect((await t.request("GET", `/v1/residents/${mother.id}/circle`, { token: operator.token })).body.items).toEqual([]);
+    expect(
+      (await t.request("GET", `/v1/residents/${mother.id}/circle`, { token: operator.token })).body
+        .items,
+    ).toEqual([]);
   });
 
   it("a primary removes a member; a member may leave but not remove others", async () => {
@@ -159,11 +231,27 @@ describe("circle membership", () => {
     const cousin = await signUpFamily(t);
     await joinCircle(t, daughter.token, mother.id, brother);
     await joinCircle(t, daughter.token, mother.id, cousin, "member", "nephew");
-    const denied = await t.request("DELETE", `/v1/residents/${mother.id}/circle/${cousin.id}`, { token: brother.token });
+    const denied = await t.request("DELETE", `/v1/residents/${mother.id}/circle/${cousin.id}`, {
+      token: brother.token,
+    });
     expect(denied.status).toBe(403);
-    expect((await t.request("DELETE", `/v1/residents/${mother.id}/circle/${cousin.id}`, { token: daughter.token })).status).toBe(204);
-    expect((await t.request("DELETE", `/v1/residents/${mother.id}/circle/${brother.id}`, { token: brother.token })).status).toBe(204);
-    const circle = await t.request("GET", `/v1/residents/${mother.id}/circle`, { token: daughter.token });
+    expect(
+      (
+        await t.request("DELETE", `/v1/residents/${mother.id}/circle/${cousin.id}`, {
+          token: daughter.token,
+        })
+      ).status,
+    ).toBe(204);
+    expect(
+      (
+        await t.request("DELETE", `/v1/residents/${mother.id}/circle/${brother.id}`, {
+          token: brother.token,
+        })
+      ).status,
+    ).toBe(204);
+    const circle = await t.request("GET", `/v1/residents/${mother.id}/circle`, {
+      token: daughter.token,
+    });
     expect(circle.body.items.map((m: { userId: string }) => m.userId)).toEqual([daughter.id]);
   });
 
@@ -175,8 +263,16 @@ describe("circle membership", () => {
       token: daughter.token,
       body: { level: "primary" },
     });
-    expect(res.body.items.find((m: { userId: string }) => m.userId === brother.id).level).toBe("primary");
-    const audit = await t.request("GET", `/v1/audit?residentId=${mother.id}&action=circle.member_change`, { token: operator.token });
-    expect(audit.body.items).toEqual([expect.objectContaining({ actorUserId: daughter.id, entityId: brother.id })]);
+    expect(res.body.items.find((m: { userId: string }) => m.userId === brother.id).level).toBe(
+      "primary",
+    );
+    const audit = await t.request(
+      "GET",
+      `/v1/audit?residentId=${mother.id}&action=circle.member_change`,
+      { token: operator.token },
+    );
+    expect(audit.body.items).toEqual([
+      expect.objectContaining({ actorUserId: daughter.id, entityId: brother.id }),
+    ]);
   });
 });

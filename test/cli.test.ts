@@ -10,7 +10,11 @@ beforeAll(async () => {
 });
 afterAll(() => testDb.drop());
 
-function run(script: string, args: string[], stdin?: string): Promise<{ code: number | null; out: string; err: string }> {
+function run(
+  script: string,
+  args: string[],
+  stdin?: string,
+): Promise<{ code: number | null; out: string; err: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ["--import", "tsx", script, ...args], {
       env: { ...process.env, ...testDb.env, LOG_LEVEL: "silent" },
@@ -33,7 +37,10 @@ function run(script: string, args: string[], stdin?: string): Promise<{ code: nu
 async function count(table: "users" | "residents" | "circle_members" | "care_plan_versions") {
   const { db, close } = testDb.open();
   try {
-    const row = await db.selectFrom(table).select((eb) => eb.fn.countAll<number>().as("n")).executeTakeFirstOrThrow();
+    const row = await db
+      .selectFrom(table)
+      .select((eb) => eb.fn.countAll<number>().as("n"))
+      .executeTakeFirstOrThrow();
     return Number(row.n);
   } finally {
     await close();
@@ -42,24 +49,46 @@ async function count(table: "users" | "residents" | "circle_members" | "care_pla
 
 describe("create-operator", () => {
   it("creates an operator from a password on standard input, then only grants the role", async () => {
-    const first = await run("src/accounts/create-operator.cli.ts", ["--email", "Desk@Example.org", "--password-stdin"], "a long desk password\n");
+    const first = await run(
+      "src/accounts/create-operator.cli.ts",
+      ["--email", "Desk@Example.org", "--password-stdin"],
+      "a long desk password\n",
+    );
     expect(first.code, first.err).toBe(0);
     expect(first.out).toContain("operator desk@example.org created");
     const { db, close } = testDb.open();
     try {
-      const user = await db.selectFrom("users").select("id").where("email", "=", "desk@example.org").executeTakeFirstOrThrow();
-      const roles = await db.selectFrom("user_roles").select("role").where("user_id", "=", user.id).execute();
+      const user = await db
+        .selectFrom("users")
+        .select("id")
+        .where("email", "=", "desk@example.org")
+        .executeTakeFirstOrThrow();
+      const roles = await db
+        .selectFrom("user_roles")
+        .select("role")
+        .where("user_id", "=", user.id)
+        .execute();
       expect(roles.map((r) => r.role)).toEqual(["operator"]);
     } finally {
       await close();
     }
-    const again = await run("src/accounts/create-operator.cli.ts", ["--email", "desk@example.org", "--password", "another long password"]);
+    const again = await run("src/accounts/create-operator.cli.ts", [
+      "--email",
+      "desk@example.org",
+      "--password",
+      "another long password",
+    ]);
     expect(again.code).toBe(0);
     expect(again.out).toContain("already had an account");
   });
 
   it("refuses a short password and says how to call it", async () => {
-    const res = await run("src/accounts/create-operator.cli.ts", ["--email", "x@example.org", "--password", "short"]);
+    const res = await run("src/accounts/create-operator.cli.ts", [
+      "--email",
+      "x@example.org",
+      "--password",
+      "short",
+    ]);
     expect(res.code).toBe(2);
     expect(res.err).toContain("at least 12 characters");
     expect(res.err).toContain("usage:");

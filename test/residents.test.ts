@@ -1,5 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createOperator, createUserWithRoles, login, type SignedIn, signUpFamily } from "./helpers/factories";
+import {
+  createOperator,
+  createUserWithRoles,
+  login,
+  type SignedIn,
+  signUpFamily,
+} from "./helpers/factories";
 import { createResident, residentInput } from "./helpers/residents.factory";
 import { createTestApp, type TestApp } from "./helpers/test-app";
 
@@ -18,12 +24,18 @@ describe("residents", () => {
     expect(resident).toMatchObject({ confirmed: true, myRelation: "operator", status: "active" });
     const got = await t.request("GET", `/v1/residents/${resident.id}`, { token: operator.token });
     expect(got.status).toBe(200);
-    expect(got.body.address).toMatchObject({ locality: "Changning", country: "CN", latitude: 31.2108 });
+    expect(got.body.address).toMatchObject({
+      locality: "Changning",
+      country: "CN",
+      latitude: 31.2108,
+    });
     expect(got.body.phone).toBe("+8613800138000");
     // The profile never carries health or access text.
     expect(JSON.stringify(got.body)).not.toContain("diabetes");
     expect(JSON.stringify(got.body)).not.toContain("4711");
-    const plan = await t.request("GET", `/v1/residents/${resident.id}/care-plan`, { token: operator.token });
+    const plan = await t.request("GET", `/v1/residents/${resident.id}/care-plan`, {
+      token: operator.token,
+    });
     expect(plan.body.version).toBe(1);
   });
 
@@ -32,26 +44,41 @@ describe("residents", () => {
     const resident = await createResident(t, daughter.token, { relationship: "daughter" });
     expect(resident).toMatchObject({ confirmed: false, myRelation: "primary" });
 
-    const circle = await t.request("GET", `/v1/residents/${resident.id}/circle`, { token: daughter.token });
-    expect(circle.body.items).toEqual([expect.objectContaining({ userId: daughter.id, level: "primary", relationship: "daughter" })]);
-    const plan = await t.request("GET", `/v1/residents/${resident.id}/care-plan`, { token: daughter.token });
+    const circle = await t.request("GET", `/v1/residents/${resident.id}/circle`, {
+      token: daughter.token,
+    });
+    expect(circle.body.items).toEqual([
+      expect.objectContaining({ userId: daughter.id, level: "primary", relationship: "daughter" }),
+    ]);
+    const plan = await t.request("GET", `/v1/residents/${resident.id}/care-plan`, {
+      token: daughter.token,
+    });
     expect(plan.body.plan.emergencyContacts).toEqual([{ kind: "member", userId: daughter.id }]);
 
     const pending = await t.request("GET", "/v1/residents?pending=true", { token: operator.token });
     expect(pending.body.items.map((r: { id: string }) => r.id)).toContain(resident.id);
 
-    expect((await t.request("POST", `/v1/residents/${resident.id}/confirm`, { token: daughter.token })).status).toBe(403);
-    const confirmed = await t.request("POST", `/v1/residents/${resident.id}/confirm`, { token: operator.token });
+    expect(
+      (await t.request("POST", `/v1/residents/${resident.id}/confirm`, { token: daughter.token }))
+        .status,
+    ).toBe(403);
+    const confirmed = await t.request("POST", `/v1/residents/${resident.id}/confirm`, {
+      token: operator.token,
+    });
     expect(confirmed.status).toBe(200);
     expect(confirmed.body.confirmed).toBe(true);
-    expect((await t.request("POST", `/v1/residents/${resident.id}/confirm`, { token: operator.token })).body.error.code).toBe(
-      "invalid_state",
-    );
+    expect(
+      (await t.request("POST", `/v1/residents/${resident.id}/confirm`, { token: operator.token }))
+        .body.error.code,
+    ).toBe("invalid_state");
   });
 
   it("a family member registering without a relationship is told what is missing", async () => {
     const son = await signUpFamily(t);
-    const res = await t.request("POST", "/v1/residents", { token: son.token, body: residentInput() });
+    const res = await t.request("POST", "/v1/residents", {
+      token: son.token,
+      body: residentInput(),
+    });
     expect(res.status).toBe(400);
     expect(res.body.error.details.issues[0].path).toBe("relationship");
   });
@@ -71,12 +98,21 @@ describe("residents", () => {
 
   it("health notes and access notes are separate, audited reads", async () => {
     const resident = await createResident(t, operator.token);
-    const health = await t.request("GET", `/v1/residents/${resident.id}/health`, { token: operator.token });
-    expect(health.body).toEqual({ medicalNotes: "Type 2 diabetes; mild heart failure", allergies: ["penicillin"] });
-    const access = await t.request("GET", `/v1/residents/${resident.id}/access-notes`, { token: operator.token });
+    const health = await t.request("GET", `/v1/residents/${resident.id}/health`, {
+      token: operator.token,
+    });
+    expect(health.body).toEqual({
+      medicalNotes: "Type 2 diabetes; mild heart failure",
+      allergies: ["penicillin"],
+    });
+    const access = await t.request("GET", `/v1/residents/${resident.id}/access-notes`, {
+      token: operator.token,
+    });
     expect(access.body.accessNotes).toBe("Key safe by the door, code 4711");
 
-    const audit = await t.request("GET", `/v1/audit?residentId=${resident.id}`, { token: operator.token });
+    const audit = await t.request("GET", `/v1/audit?residentId=${resident.id}`, {
+      token: operator.token,
+    });
     const actions = audit.body.items.map((e: { action: string }) => e.action);
     expect(actions).toContain("resident.health.read");
     expect(actions).toContain("resident.access_notes.read");
@@ -92,7 +128,11 @@ describe("residents", () => {
       token: operator.token,
       body: { preferredName: "Nainai", timeZone: "Europe/London" },
     });
-    expect(patched.body).toMatchObject({ preferredName: "Nainai", timeZone: "Europe/London", fullName: "Wang Shulan" });
+    expect(patched.body).toMatchObject({
+      preferredName: "Nainai",
+      timeZone: "Europe/London",
+      fullName: "Wang Shulan",
+    });
     const health = await t.request("PATCH", `/v1/residents/${resident.id}/health`, {
       token: operator.token,
       body: { allergies: ["penicillin", "peanuts"] },
@@ -113,7 +153,11 @@ describe("residents", () => {
       token: daughter.token,
       body: { status: "paused", from: "2026-11-23", until: "2026-12-05", reason: "in hospital" },
     });
-    expect(paused.body).toMatchObject({ status: "paused", pausedFrom: "2026-11-23", pausedUntil: "2026-12-05" });
+    expect(paused.body).toMatchObject({
+      status: "paused",
+      pausedFrom: "2026-11-23",
+      pausedUntil: "2026-12-05",
+    });
     const backwards = await t.request("POST", `/v1/residents/${resident.id}/status`, {
       token: daughter.token,
       body: { status: "paused", from: "2026-12-05", until: "2026-11-23", reason: "x" },
@@ -125,8 +169,18 @@ describe("residents", () => {
     });
     expect(resumed.body).toMatchObject({ status: "active", pausedFrom: null });
     const archive = { status: "archived", reason: "moved to a care home" };
-    expect((await t.request("POST", `/v1/residents/${resident.id}/status`, { token: daughter.token, body: archive })).status).toBe(403);
-    const archived = await t.request("POST", `/v1/residents/${resident.id}/status`, { token: operator.token, body: archive });
+    expect(
+      (
+        await t.request("POST", `/v1/residents/${resident.id}/status`, {
+          token: daughter.token,
+          body: archive,
+        })
+      ).status,
+    ).toBe(403);
+    const archived = await t.request("POST", `/v1/residents/${resident.id}/status`, {
+      token: operator.token,
+      body: archive,
+    });
     expect(archived.body.status).toBe("archived");
   });
 
@@ -141,8 +195,13 @@ describe("residents", () => {
     const self = await login(t, "+8613912345678", "grandma's own password");
     const me = await t.request("GET", "/v1/me", { token: self.token });
     expect(me.body.roles).toEqual(["resident"]);
-    expect((await t.request("GET", `/v1/residents/${resident.id}`, { token: self.token })).body.myRelation).toBe("self");
-    expect((await t.request("GET", `/v1/residents/${other.id}`, { token: self.token })).status).toBe(404);
+    expect(
+      (await t.request("GET", `/v1/residents/${resident.id}`, { token: self.token })).body
+        .myRelation,
+    ).toBe("self");
+    expect(
+      (await t.request("GET", `/v1/residents/${other.id}`, { token: self.token })).status,
+    ).toBe(404);
     const list = await t.request("GET", "/v1/residents", { token: self.token });
     expect(list.body.items.map((r: { id: string }) => r.id)).toEqual([resident.id]);
     const again = await t.request("POST", `/v1/residents/${resident.id}/account`, {
@@ -154,13 +213,24 @@ describe("residents", () => {
 
   it.each([
     ["an invalid time zone", { timeZone: "Mars/Olympus" }, "timeZone"],
-    ["a latitude off the globe", { address: { ...residentInput().address, latitude: 123 } }, "address.latitude"],
-    ["a bad country code", { address: { ...residentInput().address, country: "China" } }, "address.country"],
+    [
+      "a latitude off the globe",
+      { address: { ...residentInput().address, latitude: 123 } },
+      "address.latitude",
+    ],
+    [
+      "a bad country code",
+      { address: { ...residentInput().address, country: "China" } },
+      "address.country",
+    ],
     ["a bad phone number", { phone: "12345" }, "phone"],
     ["an impossible birth date", { dateOfBirth: "1944-02-31" }, "dateOfBirth"],
     ["an unknown language", { language: "klingon" }, "language"],
   ])("refuses %s, naming the field", async (_what, override, path) => {
-    const res = await t.request("POST", "/v1/residents", { token: operator.token, body: residentInput(override) });
+    const res = await t.request("POST", "/v1/residents", {
+      token: operator.token,
+      body: residentInput(override),
+    });
     expect(res.status).toBe(400);
     expect(res.body.error.code).toBe("validation_failed");
     expect(res.body.error.details.issues.map((i: { path: string }) => i.path)).toContain(path);
@@ -168,7 +238,10 @@ describe("residents", () => {
 
   it("a worker or provider admin cannot register residents", async () => {
     const worker = await createUserWithRoles(t, operator.token, ["worker"]);
-    const res = await t.request("POST", "/v1/residents", { token: worker.token, body: residentInput() });
+    const res = await t.request("POST", "/v1/residents", {
+      token: worker.token,
+      body: residentInput(),
+    });
     expect(res.status).toBe(403);
   });
 });

@@ -43,7 +43,11 @@ const describe: Record<ResidentAction, string> = {
 };
 
 /** Every relationship the actor has to the resident (several: an operator may also be family). */
-export async function relationsTo(db: Executor, actor: Actor, resident: ResidentRow): Promise<Relation[]> {
+export async function relationsTo(
+  db: Executor,
+  actor: Actor,
+  resident: ResidentRow,
+): Promise<Relation[]> {
   const relations: Relation[] = [];
   if (actor.roles.includes("operator")) relations.push("operator");
   if (actor.roles.includes("resident") && resident.user_id === actor.userId) relations.push("self");
@@ -70,13 +74,20 @@ export async function authorizeResident(
   residentId: string,
   action: ResidentAction,
 ): Promise<ResidentAccess> {
-  const resident = await db.selectFrom("residents").selectAll().where("id", "=", residentId).executeTakeFirst();
+  const resident = await db
+    .selectFrom("residents")
+    .selectAll()
+    .where("id", "=", residentId)
+    .executeTakeFirst();
   if (!resident) throw notFound("the resident");
   const relations = await relationsTo(db, actor, resident);
   if (relations.length === 0) throw notFound("the resident");
   const allowed: readonly Relation[] = residentActions[action];
   if (!relations.some((r) => allowed.includes(r))) {
-    throw new AppError("forbidden", `as ${relations.join(" and ")} you may not ${describe[action]}`);
+    throw new AppError(
+      "forbidden",
+      `as ${relations.join(" and ")} you may not ${describe[action]}`,
+    );
   }
   return { resident, relations };
 }
@@ -88,6 +99,7 @@ export function can(access: ResidentAccess, action: ResidentAction): boolean {
 
 /** The strongest relationship, for pages that adapt to it. */
 export function mainRelation(relations: Relation[]): Relation | null {
-  for (const r of ["operator", "primary", "member", "self"] as const) if (relations.includes(r)) return r;
+  for (const r of ["operator", "primary", "member", "self"] as const)
+    if (relations.includes(r)) return r;
   return null;
 }

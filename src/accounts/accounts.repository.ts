@@ -7,17 +7,30 @@ export async function findUserById(db: Executor, id: string): Promise<UserRow | 
 }
 
 export async function findUserByLogin(db: Executor, login: { email?: string; phone?: string }) {
-  if (login.email) return db.selectFrom("users").selectAll().where("email", "=", login.email).executeTakeFirst();
-  if (login.phone) return db.selectFrom("users").selectAll().where("phone", "=", login.phone).executeTakeFirst();
+  if (login.email)
+    return db.selectFrom("users").selectAll().where("email", "=", login.email).executeTakeFirst();
+  if (login.phone)
+    return db.selectFrom("users").selectAll().where("phone", "=", login.phone).executeTakeFirst();
   return undefined;
 }
 
 export async function rolesOf(db: Executor, userId: string): Promise<Role[]> {
-  const rows = await db.selectFrom("user_roles").select("role").where("user_id", "=", userId).orderBy("role").execute();
+  const rows = await db
+    .selectFrom("user_roles")
+    .select("role")
+    .where("user_id", "=", userId)
+    .orderBy("role")
+    .execute();
   return rows.map((r) => r.role);
 }
 
-export async function grantRole(db: Executor, userId: string, role: Role, by: string | null, now: Date) {
+export async function grantRole(
+  db: Executor,
+  userId: string,
+  role: Role,
+  by: string | null,
+  now: Date,
+) {
   await db
     .insertInto("user_roles")
     .values({ user_id: userId, role, granted_at: iso(now), granted_by: by })
@@ -26,12 +39,24 @@ export async function grantRole(db: Executor, userId: string, role: Role, by: st
 }
 
 export async function revokeRole(db: Executor, userId: string, role: Role) {
-  await db.deleteFrom("user_roles").where("user_id", "=", userId).where("role", "=", role).execute();
+  await db
+    .deleteFrom("user_roles")
+    .where("user_id", "=", userId)
+    .where("role", "=", role)
+    .execute();
 }
 
 export async function insertSession(
   db: Executor,
-  row: { id: string; userId: string; tokenHash: string; now: Date; expiresAt: Date; userAgent: string | null; ip: string | null },
+  row: {
+    id: string;
+    userId: string;
+    tokenHash: string;
+    now: Date;
+    expiresAt: Date;
+    userAgent: string | null;
+    ip: string | null;
+  },
 ) {
   await db
     .insertInto("sessions")
@@ -67,7 +92,11 @@ export async function findLiveSessionByTokenHash(db: Executor, tokenHash: string
 }
 
 export async function touchSession(db: Executor, sessionId: string, now: Date) {
-  await db.updateTable("sessions").set({ last_seen_at: iso(now) }).where("id", "=", sessionId).execute();
+  await db
+    .updateTable("sessions")
+    .set({ last_seen_at: iso(now) })
+    .where("id", "=", sessionId)
+    .execute();
 }
 
 export async function listLiveSessions(db: Executor, userId: string, now: Date) {

@@ -8,6 +8,7 @@ import { authedCtx, requestCtx, requireActor, SESSION_COOKIE } from "../http/aut
 import type { AppDeps, AppEnv } from "../http/context";
 import { createRouter, errorResponses, jsonBody, jsonResponse, z } from "../http/router";
 import { Password } from "../validation";
+import { revokeSessions } from "./accounts.repository";
 import {
   AuthResultSchema,
   LoginSchema,
@@ -16,7 +17,6 @@ import {
   SignUpSchema,
   UserSchema,
 } from "./accounts.schemas";
-import { revokeSessions } from "./accounts.repository";
 import {
   changePassword,
   completePasswordReset,
@@ -25,8 +25,8 @@ import {
   login,
   revokeSession,
   type SessionMeta,
-  signUp,
   type StartedSession,
+  signUp,
   updatePreferences,
 } from "./accounts.service";
 
@@ -34,8 +34,12 @@ const tags = ["Accounts"];
 
 function sessionMeta(c: Context<AppEnv>): SessionMeta {
   const forwarded = c.req.header("x-forwarded-for")?.split(",")[0]?.trim();
-  const incoming = (c.env as { incoming?: { socket?: { remoteAddress?: string } } } | undefined)?.incoming;
-  return { userAgent: c.req.header("user-agent") ?? null, ip: forwarded ?? incoming?.socket?.remoteAddress ?? null };
+  const incoming = (c.env as { incoming?: { socket?: { remoteAddress?: string } } } | undefined)
+    ?.incoming;
+  return {
+    userAgent: c.req.header("user-agent") ?? null,
+    ip: forwarded ?? incoming?.socket?.remoteAddress ?? null,
+  };
 }
 
 function setSessionCookie(c: Context<AppEnv>, deps: AppDeps, session: StartedSession) {
@@ -52,9 +56,18 @@ function parseLogin(login: string): { email?: string; phone?: string } {
   if (login.includes("@")) return { email: login.toLowerCase() };
   const phone = parsePhoneNumberFromString(login);
   if (!phone?.isValid()) {
-    throw new AppError("validation_failed", "the login is neither an email address nor a phone number with its country code", {
-      issues: [{ path: "login", message: "an email address, or a phone number such as +86 138 0013 8000" }],
-    });
+    throw new AppError(
+      "validation_failed",
+      "the login is neither an email address nor a phone number with its country code",
+      {
+        issues: [
+          {
+            path: "login",
+            message: "an email address, or a phone number such as +86 138 0013 8000",
+          },
+        ],
+      },
+    );
   }
   return { phone: phone.number };
 }
@@ -69,10 +82,18 @@ export function accountsRoutes(deps: AppDeps) {
       tags,
       summary: "Sign up as a family member",
       request: jsonBody(SignUpSchema),
-      responses: { 201: jsonResponse(AuthResultSchema, "Signed up and signed in"), ...errorResponses },
+      responses: {
+        201: jsonResponse(AuthResultSchema, "Signed up and signed in"),
+        ...errorResponses,
+      },
     }),
     async (c) => {
-      const result = await signUp(deps.db, requestCtx(c, deps), c.req.valid("json"), sessionMeta(c));
+      const result = await signUp(
+        deps.db,
+        requestCtx(c, deps),
+        c.req.valid("json"),
+        sessionMeta(c),
+      );
       setSessionCookie(c, deps, result.session);
       return c.json(result, 201);
     },
@@ -88,12 +109,20 @@ export function accountsRoutes(deps: AppDeps) {
       responses: {
         200: jsonResponse(AuthResultSchema, "Signed in"),
         ...errorResponses,
-        429: jsonResponse(z.object({}), "Too many failed logins: slowed down or locked (see Retry-After)"),
+        429: jsonResponse(
+          z.object({}),
+          "Too many failed logins: slowed down or locked (see Retry-After)",
+        ),
       },
     }),
     async (c) => {
       const { login: who, password } = c.req.valid("json");
-      const result = await login(deps.db, requestCtx(c, deps), { ...parseLogin(who), password }, sessionMeta(c));
+      const result = await login(
+        deps.db,
+        requestCtx(c, deps),
+        { ...parseLogin(who), password },
+        sessionMeta(c),
+      );
       setSessionCookie(c, deps, result.session);
       return c.json(result, 200);
     },
@@ -121,11 +150,17 @@ export function accountsRoutes(deps: AppDeps) {
       path: "/auth/sessions",
       tags,
       summary: "List my live sessions",
-      responses: { 200: jsonResponse(z.object({ items: z.array(SessionSchema) }), "Sessions"), ...errorResponses },
+      responses: {
+        200: jsonResponse(z.object({ items: z.array(SessionSchema) }), "Sessions"),
+        ...errorResponses,
+      },
     }),
     async (c) => {
       const actor = requireActor(c);
-      return c.json({ items: await listSessions(deps.db, actor.userId, deps.clock.now(), actor.sessionId) }, 200);
+      return c.json(
+        { items: await listSessions(deps.db, actor.userId, deps.clock.now(), actor.sessionId) },
+        200,
+      );
     },
   );
 
@@ -151,8 +186,13 @@ export function accountsRoutes(deps: AppDeps) {
       path: "/auth/password-reset",
       tags,
       summary: "Set a new password with a one-time reset token",
-      request: jsonBody(z.strictObject({ token: z.string().min(10).max(200), newPassword: Password })),
-      responses: { 204: { description: "Password set; every session of the account has ended" }, ...errorResponses },
+      request: jsonBody(
+        z.strictObject({ token: z.string().min(10).max(200), newPassword: Password }),
+      ),
+      responses: {
+        204: { description: "Password set; every session of the account has ended" },
+        ...errorResponses,
+      },
     }),
     async (c) => {
       await completePasswordReset(deps.db, requestCtx(c, deps), c.req.valid("json"));
@@ -176,13 +216,17 @@ export function accountsRoutes(deps: AppDeps) {
       method: "patch",
       path: "/me",
       tags,
-      summary: "Change my name and notification preferences (language, time zone, quiet hours, channels)",
+      summary:
+        "Change my name and notification preferences (language, time zone, quiet hours, channels)",
       request: jsonBody(PreferencesSchema),
       responses: { 200: jsonResponse(UserSchema, "Updated"), ...errorResponses },
     }),
     async (c) => {
       const ctx = authedCtx(c, deps);
-      return c.json(await updatePreferences(deps.db, ctx, ctx.actor.userId, c.req.valid("json")), 200);
+      return c.json(
+        await updatePreferences(deps.db, ctx, ctx.actor.userId, c.req.valid("json")),
+        200,
+      );
     },
   );
 
@@ -192,7 +236,9 @@ export function accountsRoutes(deps: AppDeps) {
       path: "/me/password",
       tags,
       summary: "Change my password; my other sessions end",
-      request: jsonBody(z.strictObject({ currentPassword: z.string().min(1).max(200), newPassword: Password })),
+      request: jsonBody(
+        z.strictObject({ currentPassword: z.string().min(1).max(200), newPassword: Password }),
+      ),
       responses: { 204: { description: "Changed" }, ...errorResponses },
     }),
     async (c) => {

@@ -22,13 +22,17 @@ export const UserSchema = z
 
 export const SessionInfoSchema = z
   .object({
-    token: z.string().openapi({ description: "Send as 'Authorization: Bearer <token>'; also set as an HttpOnly cookie" }),
+    token: z.string().openapi({
+      description: "Send as 'Authorization: Bearer <token>'; also set as an HttpOnly cookie",
+    }),
     sessionId: z.string(),
     expiresAt: z.string(),
   })
   .openapi("NewSession");
 
-export const AuthResultSchema = z.object({ user: UserSchema, session: SessionInfoSchema }).openapi("AuthResult");
+export const AuthResultSchema = z
+  .object({ user: UserSchema, session: SessionInfoSchema })
+  .openapi("AuthResult");
 
 export const SessionSchema = z
   .object({
@@ -53,12 +57,20 @@ export const NewUserFields = {
 
 export const SignUpSchema = z
   .strictObject(NewUserFields)
-  .refine((v) => v.email || v.phone, { message: "give an email address or a phone number", path: ["email"] })
+  .refine((v) => v.email || v.phone, {
+    message: "give an email address or a phone number",
+    path: ["email"],
+  })
   .openapi("SignUp");
 
 export const LoginSchema = z
   .strictObject({
-    login: z.string().trim().min(3).max(254).openapi({ description: "Email address or phone number (with country code)" }),
+    login: z
+      .string()
+      .trim()
+      .min(3)
+      .max(254)
+      .openapi({ description: "Email address or phone number (with country code)" }),
     password: z.string().min(1).max(200),
   })
   .openapi("Login");

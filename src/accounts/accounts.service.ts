@@ -1,7 +1,8 @@
 // Accounts, sessions, login throttling and password resets.
+
+import { recordAudit } from "../audit/audit.service";
 import { addMs, iso } from "../clock";
 import type { Db, Executor } from "../db/database";
-import { recordAudit } from "../audit/audit.service";
 import { AppError, notFound } from "../errors";
 import { newId, newToken } from "../ids";
 import type { RequestCtx } from "../request-ctx";
@@ -122,7 +123,12 @@ export interface StartedSession {
   expiresAt: string;
 }
 
-export async function startSession(db: Executor, userId: string, now: Date, meta: SessionMeta): Promise<StartedSession> {
+export async function startSession(
+  db: Executor,
+  userId: string,
+  now: Date,
+  meta: SessionMeta,
+): Promise<StartedSession> {
   const settings = await getSettings(db);
   const token = newToken();
   const id = newId();
@@ -198,7 +204,13 @@ export async function login(
     const session = await startSession(trx, user.id, now, meta);
     await recordAudit(
       trx,
-      { actorUserId: user.id, action: "session.login", entityType: "session", entityId: session.sessionId, requestId: ctx.requestId },
+      {
+        actorUserId: user.id,
+        action: "session.login",
+        entityType: "session",
+        entityId: session.sessionId,
+        requestId: ctx.requestId,
+      },
       now,
     );
     return { user: publicUser(user, await rolesOf(trx, user.id)), session };
@@ -224,12 +236,26 @@ async function recordFailedLogin(db: Db, userId: string, ctx: RequestCtx) {
         .execute();
       await recordAudit(
         trx,
-        { actorUserId: null, action: "user.locked", entityType: "user", entityId: userId, requestId: ctx.requestId, details: { failures } },
+        {
+          actorUserId: null,
+          action: "user.locked",
+          entityType: "user",
+          entityId: userId,
+          requestId: ctx.requestId,
+          details: { failures },
+        },
         ctx.now,
       );
     } else if (failures >= settings["auth.login_slowdown_after"]) {
-      const delayMs = Math.min(2 ** (failures - settings["auth.login_slowdown_after"]) * 1000, 60_000);
-      await trx.updateTable("users").set({ next_login_at: iso(addMs(ctx.now, delayMs)) }).where("id", "=", userId).execute();
+      const delayMs = Math.min(
+        2 ** (failures - settings["auth.login_slowdown_after"]) * 1000,
+        60_000,
+      );
+      await trx
+        .updateTable("users")
+        .set({ next_login_at: iso(addMs(ctx.now, delayMs)) })
+        .where("id", "=", userId)
+        .execute();
     }
   });
 }
@@ -241,11 +267,16 @@ export interface AuthenticatedSession {
   roles: Role[];
 }
 
-export async function authenticateToken(db: Executor, token: string, now: Date): Promise<AuthenticatedSession | null> {
+export async function authenticateToken(
+  db: Executor,
+  token: string,
+  now: Date,
+): Promise<AuthenticatedSession | null> {
   const found = await findLiveSessionByTokenHash(db, hashToken(token), now);
   if (!found) return null;
   // Writing last_seen_at on every request would turn every read into a write; once a minute is enough.
-  if (now.getTime() - Date.parse(found.lastSeenAt) > 60_000) await touchSession(db, found.sessionId, now);
+  if (now.getTime() - Date.parse(found.lastSeenAt) > 60_000)
+    await touchSession(db, found.sessionId, now);
   return {
     sessionId: found.sessionId,
     userId: found.userId,
@@ -260,7 +291,10 @@ export async function getUser(db: Executor, userId: string): Promise<PublicUser>
   return publicUser(row, await rolesOf(db, userId));
 }
 
-export function presentSession(s: Awaited<ReturnType<typeof listLiveSessions>>[number], currentId?: string) {
+export function presentSession(
+  s: Awaited<ReturnType<typeof listLiveSessions>>[number],
+  currentId?: string,
+) {
   return {
     id: s.id,
     createdAt: s.created_at,
@@ -276,12 +310,24 @@ export async function listSessions(db: Executor, userId: string, now: Date, curr
   return (await listLiveSessions(db, userId, now)).map((s) => presentSession(s, currentId));
 }
 
-export async function revokeSession(db: Executor, ctx: RequestCtx, userId: string, sessionId: string) {
+export async function revokeSession(
+  db: Executor,
+  ctx: RequestCtx,
+  userId: string,
+  sessionId: string,
+) {
   const count = await revokeSessions(db, userId, ctx.now, { only: sessionId });
   if (count === 0) throw notFound("the session");
   await recordAudit(
     db,
-    { actorUserId: ctx.actor?.userId ?? null, action: "session.revoke", entityType: "session", entityId: sessionId, requestId: ctx.requestId, details: { userId } },
+    {
+      actorUserId: ctx.actor?.userId ?? null,
+      action: "session.revoke",
+      entityType: "session",
+      entityId: sessionId,
+      requestId: ctx.requestId,
+      details: { userId },
+    },
     ctx.now,
   );
 }
@@ -297,14 +343,33 @@ export async function changePassword(
   }
   const hash = await hashPassword(input.newPassword);
   await db.transaction().execute(async (trx) => {
-    await trx.updateTable("users").set({ password_hash: hash, updated_at: iso(ctx.now) }).where("id", "=", user.id).execute();
+    await trx
+      .updateTable("users")
+      .set({ password_hash: hash, updated_at: iso(ctx.now) })
+      .where("id", "=", user.id)
+      .execute();
     await revokeSessions(trx, user.id, ctx.now, { except: ctx.actor.sessionId });
-    await recordAudit(trx, { actorUserId: user.id, action: "user.password_change", entityType: "user", entityId: user.id, requestId: ctx.requestId }, ctx.now);
+    await recordAudit(
+      trx,
+      {
+        actorUserId: user.id,
+        action: "user.password_change",
+        entityType: "user",
+        entityId: user.id,
+        requestId: ctx.requestId,
+      },
+      ctx.now,
+    );
   });
 }
 
 /** An operator issues a one-time reset token for a user (sent by SMS once SMS exists). */
-export async function issuePasswordReset(db: Db, ctx: RequestCtx, userId: string, publicUrl: string) {
+export async function issuePasswordReset(
+  db: Db,
+  ctx: RequestCtx,
+  userId: string,
+  publicUrl: string,
+) {
   const user = await findUserById(db, userId);
   if (!user) throw notFound("the user");
   const settings = await getSettings(db);
@@ -329,13 +394,31 @@ export async function issuePasswordReset(db: Db, ctx: RequestCtx, userId: string
         used_at: null,
       })
       .execute();
-    await recordAudit(trx, { actorUserId: ctx.actor?.userId ?? null, action: "user.password_reset_issued", entityType: "user", entityId: userId, requestId: ctx.requestId }, ctx.now);
+    await recordAudit(
+      trx,
+      {
+        actorUserId: ctx.actor?.userId ?? null,
+        action: "user.password_reset_issued",
+        entityType: "user",
+        entityId: userId,
+        requestId: ctx.requestId,
+      },
+      ctx.now,
+    );
   });
-  return { token, url: `${publicUrl}/reset-password?token=${encodeURIComponent(token)}`, expiresAt: iso(expiresAt) };
+  return {
+    token,
+    url: `${publicUrl}/reset-password?token=${encodeURIComponent(token)}`,
+    expiresAt: iso(expiresAt),
+  };
 }
 
 /** Sets a new password with a reset token; every session of the account ends and any lock lifts. */
-export async function completePasswordReset(db: Db, ctx: RequestCtx, input: { token: string; newPassword: string }) {
+export async function completePasswordReset(
+  db: Db,
+  ctx: RequestCtx,
+  input: { token: string; newPassword: string },
+) {
   const hash = await hashPassword(input.newPassword);
   await db.transaction().execute(async (trx) => {
     const reset = await trx
@@ -346,14 +429,34 @@ export async function completePasswordReset(db: Db, ctx: RequestCtx, input: { to
       .where("expires_at", ">", iso(ctx.now))
       .returning(["user_id"])
       .executeTakeFirst();
-    if (!reset) throw new AppError("reset_token_invalid", "this reset link is not valid any more: ask an operator for a new one");
+    if (!reset)
+      throw new AppError(
+        "reset_token_invalid",
+        "this reset link is not valid any more: ask an operator for a new one",
+      );
     await trx
       .updateTable("users")
-      .set({ password_hash: hash, failed_logins: 0, next_login_at: null, locked_until: null, updated_at: iso(ctx.now) })
+      .set({
+        password_hash: hash,
+        failed_logins: 0,
+        next_login_at: null,
+        locked_until: null,
+        updated_at: iso(ctx.now),
+      })
       .where("id", "=", reset.user_id)
       .execute();
     await revokeSessions(trx, reset.user_id, ctx.now);
-    await recordAudit(trx, { actorUserId: reset.user_id, action: "user.password_reset", entityType: "user", entityId: reset.user_id, requestId: ctx.requestId }, ctx.now);
+    await recordAudit(
+      trx,
+      {
+        actorUserId: reset.user_id,
+        action: "user.password_reset",
+        entityType: "user",
+        entityId: reset.user_id,
+        requestId: ctx.requestId,
+      },
+      ctx.now,
+    );
   });
 }
 
@@ -365,7 +468,12 @@ export interface PreferencesPatch {
   channels?: string[] | undefined;
 }
 
-export async function updatePreferences(db: Executor, ctx: RequestCtx, userId: string, patch: PreferencesPatch) {
+export async function updatePreferences(
+  db: Executor,
+  ctx: RequestCtx,
+  userId: string,
+  patch: PreferencesPatch,
+) {
   await db
     .updateTable("users")
     .set({
@@ -373,7 +481,10 @@ export async function updatePreferences(db: Executor, ctx: RequestCtx, userId: s
       language: patch.language,
       time_zone: patch.timeZone,
       ...(patch.quietHours !== undefined
-        ? { quiet_hours_start: patch.quietHours?.start ?? null, quiet_hours_end: patch.quietHours?.end ?? null }
+        ? {
+            quiet_hours_start: patch.quietHours?.start ?? null,
+            quiet_hours_end: patch.quietHours?.end ?? null,
+          }
         : {}),
       channels: patch.channels ? JSON.stringify([...new Set(patch.channels)]) : undefined,
       updated_at: iso(ctx.now),
@@ -396,7 +507,16 @@ export async function ensureOperator(
       return { created: false, userId: existing.id };
     }
     const ctx: RequestCtx = { now, actor: null, requestId: null };
-    const user = await createUser(trx, ctx, { displayName: input.displayName ?? "Operator", email: input.email, password: input.password }, ["operator"]);
+    const user = await createUser(
+      trx,
+      ctx,
+      {
+        displayName: input.displayName ?? "Operator",
+        email: input.email,
+        password: input.password,
+      },
+      ["operator"],
+    );
     return { created: true, userId: user.id };
   });
 }

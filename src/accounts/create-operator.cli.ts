@@ -25,14 +25,20 @@ async function main() {
   const password = values["password-stdin"] ? await readStdin() : values.password;
   const input = z
     .object({
-      email: z.email({ message: "--email must be an email address" }).transform((v) => v.toLowerCase()),
-      password: z.string({ message: "give --password or --password-stdin" }).min(12, "the password needs at least 12 characters"),
+      email: z
+        .email({ message: "--email must be an email address" })
+        .transform((v) => v.toLowerCase()),
+      password: z
+        .string({ message: "give --password or --password-stdin" })
+        .min(12, "the password needs at least 12 characters"),
       name: z.string().min(1).optional(),
     })
     .safeParse({ email: values.email, password, name: values.name });
   if (!input.success) {
     console.error(input.error.issues.map((i) => i.message).join("\n"));
-    console.error("usage: npm run create-operator -- --email <email> --password <password> [--name <name>]");
+    console.error(
+      "usage: npm run create-operator -- --email <email> --password <password> [--name <name>]",
+    );
     process.exitCode = 2;
     return;
   }

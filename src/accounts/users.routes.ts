@@ -6,9 +6,22 @@ import { AppError, notFound } from "../errors";
 import { requireRole } from "../http/auth.middleware";
 import type { AppDeps } from "../http/context";
 import { createRouter, errorResponses, jsonBody, jsonResponse, z } from "../http/router";
+import {
+  findUserById,
+  grantRole,
+  revokeRole,
+  revokeSessions,
+  rolesOf,
+} from "./accounts.repository";
 import { NewUserFields, RoleSchema, SessionSchema, UserSchema } from "./accounts.schemas";
-import { findUserById, grantRole, revokeRole, revokeSessions, rolesOf } from "./accounts.repository";
-import { createUser, getUser, issuePasswordReset, listSessions, publicUser, revokeSession } from "./accounts.service";
+import {
+  createUser,
+  getUser,
+  issuePasswordReset,
+  listSessions,
+  publicUser,
+  revokeSession,
+} from "./accounts.service";
 
 const tags = ["Users (operators)"];
 const UserParam = z.object({ userId: z.string().max(64) });
@@ -35,7 +48,10 @@ export function usersRoutes(deps: AppDeps) {
           offset: z.coerce.number().int().min(0).default(0),
         }),
       },
-      responses: { 200: jsonResponse(z.object({ items: z.array(UserSchema) }), "Accounts"), ...errorResponses },
+      responses: {
+        200: jsonResponse(z.object({ items: z.array(UserSchema) }), "Accounts"),
+        ...errorResponses,
+      },
     }),
     async (c) => {
       ctxOf(c);
@@ -44,14 +60,24 @@ export function usersRoutes(deps: AppDeps) {
       if (q) {
         const like = `%${q.toLowerCase()}%`;
         query = query.where((eb) =>
-          eb.or([eb(eb.fn("lower", ["display_name"]), "like", like), eb("email", "like", like), eb("phone", "like", like)]),
+          eb.or([
+            eb(eb.fn("lower", ["display_name"]), "like", like),
+            eb("email", "like", like),
+            eb("phone", "like", like),
+          ]),
         );
       }
       if (role) {
-        query = query.where("id", "in", deps.db.selectFrom("user_roles").select("user_id").where("role", "=", role));
+        query = query.where(
+          "id",
+          "in",
+          deps.db.selectFrom("user_roles").select("user_id").where("role", "=", role),
+        );
       }
       const rows = await query.orderBy("display_name").limit(limit).offset(offset).execute();
-      const items = await Promise.all(rows.map(async (r) => publicUser(r, await rolesOf(deps.db, r.id))));
+      const items = await Promise.all(
+        rows.map(async (r) => publicUser(r, await rolesOf(deps.db, r.id))),
+      );
       return c.json({ items }, 200);
     },
   );
@@ -65,7 +91,10 @@ export function usersRoutes(deps: AppDeps) {
       request: jsonBody(
         z
           .strictObject({ ...NewUserFields, roles: z.array(RoleSchema).min(1) })
-          .refine((v) => v.email || v.phone, { message: "give an email address or a phone number", path: ["email"] }),
+          .refine((v) => v.email || v.phone, {
+            message: "give an email address or a phone number",
+            path: ["email"],
+          }),
       ),
       responses: { 201: jsonResponse(UserSchema, "Created"), ...errorResponses },
     }),
@@ -73,7 +102,9 @@ export function usersRoutes(deps: AppDeps) {
       const ctx = ctxOf(c);
       const { roles, ...input } = c.req.valid("json");
       const unique = [...new Set(roles)];
-      const user = await deps.db.transaction().execute((trx) => createUser(trx, ctx, input, unique));
+      const user = await deps.db
+        .transaction()
+        .execute((trx) => createUser(trx, ctx, input, unique));
       return c.json(publicUser(user, unique.sort()), 201);
     },
   );
@@ -107,16 +138,28 @@ export function usersRoutes(deps: AppDeps) {
       const { userId } = c.req.valid("param");
       const wanted = new Set(c.req.valid("json").roles);
       if (userId === ctx.actor.userId && !wanted.has("operator")) {
-        throw new AppError("invalid_state", "you cannot remove your own operator role; ask another operator");
+        throw new AppError(
+          "invalid_state",
+          "you cannot remove your own operator role; ask another operator",
+        );
       }
       await deps.db.transaction().execute(async (trx) => {
         if (!(await findUserById(trx, userId))) throw notFound("the user");
         const current = await rolesOf(trx, userId);
         for (const role of current) if (!wanted.has(role)) await revokeRole(trx, userId, role);
-        for (const role of wanted) if (!current.includes(role)) await grantRole(trx, userId, role, ctx.actor.userId, ctx.now);
+        for (const role of wanted)
+          if (!current.includes(role))
+            await grantRole(trx, userId, role, ctx.actor.userId, ctx.now);
         await recordAudit(
           trx,
-          { actorUserId: ctx.actor.userId, action: "user.roles", entityType: "user", entityId: userId, requestId: ctx.requestId, details: { from: current, to: [...wanted] } },
+          {
+            actorUserId: ctx.actor.userId,
+            action: "user.roles",
+            entityType: "user",
+            entityId: userId,
+            requestId: ctx.requestId,
+            details: { from: current, to: [...wanted] },
+          },
           ctx.now,
         );
       });
@@ -132,13 +175,19 @@ export function usersRoutes(deps: AppDeps) {
       summary: "Issue a one-time password reset link for someone who forgot their password",
       request: { params: UserParam },
       responses: {
-        201: jsonResponse(z.object({ token: z.string(), url: z.string(), expiresAt: z.string() }), "Give the link to the account holder"),
+        201: jsonResponse(
+          z.object({ token: z.string(), url: z.string(), expiresAt: z.string() }),
+          "Give the link to the account holder",
+        ),
         ...errorResponses,
       },
     }),
     async (c) => {
       const ctx = ctxOf(c);
-      return c.json(await issuePasswordReset(deps.db, ctx, c.req.valid("param").userId, deps.config.PUBLIC_URL), 201);
+      return c.json(
+        await issuePasswordReset(deps.db, ctx, c.req.valid("param").userId, deps.config.PUBLIC_URL),
+        201,
+      );
     },
   );
 
@@ -149,11 +198,17 @@ export function usersRoutes(deps: AppDeps) {
       tags,
       summary: "An account's live sessions",
       request: { params: UserParam },
-      responses: { 200: jsonResponse(z.object({ items: z.array(SessionSchema) }), "Sessions"), ...errorResponses },
+      responses: {
+        200: jsonResponse(z.object({ items: z.array(SessionSchema) }), "Sessions"),
+        ...errorResponses,
+      },
     }),
     async (c) => {
       ctxOf(c);
-      return c.json({ items: await listSessions(deps.db, c.req.valid("param").userId, deps.clock.now()) }, 200);
+      return c.json(
+        { items: await listSessions(deps.db, c.req.valid("param").userId, deps.clock.now()) },
+        200,
+      );
     },
   );
 
@@ -185,12 +240,27 @@ export function usersRoutes(deps: AppDeps) {
     async (c) => {
       const ctx = ctxOf(c);
       const { userId } = c.req.valid("param");
-      if (userId === ctx.actor.userId) throw new AppError("invalid_state", "you cannot disable your own account");
+      if (userId === ctx.actor.userId)
+        throw new AppError("invalid_state", "you cannot disable your own account");
       await deps.db.transaction().execute(async (trx) => {
-        const result = await trx.updateTable("users").set({ disabled_at: iso(ctx.now) }).where("id", "=", userId).executeTakeFirst();
+        const result = await trx
+          .updateTable("users")
+          .set({ disabled_at: iso(ctx.now) })
+          .where("id", "=", userId)
+          .executeTakeFirst();
         if (Number(result.numUpdatedRows) === 0) throw notFound("the user");
         await revokeSessions(trx, userId, ctx.now);
-        await recordAudit(trx, { actorUserId: ctx.actor.userId, action: "user.disable", entityType: "user", entityId: userId, requestId: ctx.requestId }, ctx.now);
+        await recordAudit(
+          trx,
+          {
+            actorUserId: ctx.actor.userId,
+            action: "user.disable",
+            entityType: "user",
+            entityId: userId,
+            requestId: ctx.requestId,
+          },
+          ctx.now,
+        );
       });
       return c.json(await getUser(deps.db, userId), 200);
     },

@@ -39,14 +39,20 @@ export function auditRoutes(deps: AppDeps) {
         }),
       },
       responses: {
-        200: jsonResponse(z.object({ items: z.array(EntrySchema), nextCursor: z.string().nullable() }), "Entries"),
+        200: jsonResponse(
+          z.object({ items: z.array(EntrySchema), nextCursor: z.string().nullable() }),
+          "Entries",
+        ),
         ...errorResponses,
       },
     }),
     async (c) => {
       requireRole(c, "operator");
       const { cursor, ...q } = c.req.valid("query");
-      return c.json(await queryAudit(deps.db, { ...q, ...(cursor ? { before: cursor } : {}) }), 200);
+      return c.json(
+        await queryAudit(deps.db, { ...q, ...(cursor ? { before: cursor } : {}) }),
+        200,
+      );
     },
   );
   return app;

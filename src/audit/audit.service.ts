@@ -51,7 +51,10 @@ export async function queryAudit(db: Executor, q: AuditQuery) {
   if (q.from) query = query.where("at", ">=", q.from);
   if (q.to) query = query.where("at", "<", q.to);
   if (q.before) query = query.where("id", "<", q.before);
-  const rows = await query.orderBy("id", "desc").limit(q.limit + 1).execute();
+  const rows = await query
+    .orderBy("id", "desc")
+    .limit(q.limit + 1)
+    .execute();
   const page = rows.slice(0, q.limit);
   return {
     items: page.map((r) => ({

@@ -2,7 +2,12 @@ import { createRoute } from "@hono/zod-openapi";
 import { authedCtx, requireActor } from "../http/auth.middleware";
 import type { AppDeps } from "../http/context";
 import { createRouter, errorResponses, jsonBody, jsonResponse, z } from "../http/router";
-import { CarePlanSchema, CarePlanUpdateSchema, CarePlanVersionSchema, defaultCarePlan } from "./careplans.schemas";
+import {
+  CarePlanSchema,
+  CarePlanUpdateSchema,
+  CarePlanVersionSchema,
+  defaultCarePlan,
+} from "./careplans.schemas";
 import { planHistory, readCurrentPlan, readPlanVersion, updatePlan } from "./careplans.service";
 
 const tags = ["Care plans"];
@@ -44,9 +49,16 @@ export function carePlanRoutes(deps: AppDeps) {
       tags,
       summary: "The current care plan (reads are audited)",
       request: { params: Params },
-      responses: { 200: jsonResponse(CarePlanVersionSchema, "The current version"), ...errorResponses },
+      responses: {
+        200: jsonResponse(CarePlanVersionSchema, "The current version"),
+        ...errorResponses,
+      },
     }),
-    async (c) => c.json(await readCurrentPlan(deps.db, authedCtx(c, deps), c.req.valid("param").residentId), 200),
+    async (c) =>
+      c.json(
+        await readCurrentPlan(deps.db, authedCtx(c, deps), c.req.valid("param").residentId),
+        200,
+      ),
   );
 
   app.openapi(
@@ -56,10 +68,21 @@ export function carePlanRoutes(deps: AppDeps) {
       tags,
       summary: "Save a new version of the care plan",
       request: { params: Params, ...jsonBody(CarePlanUpdateSchema) },
-      responses: { 200: jsonResponse(CarePlanVersionSchema, "The new current version"), ...errorResponses },
+      responses: {
+        200: jsonResponse(CarePlanVersionSchema, "The new current version"),
+        ...errorResponses,
+      },
     }),
     async (c) =>
-      c.json(await updatePlan(deps.db, authedCtx(c, deps), c.req.valid("param").residentId, c.req.valid("json")), 200),
+      c.json(
+        await updatePlan(
+          deps.db,
+          authedCtx(c, deps),
+          c.req.valid("param").residentId,
+          c.req.valid("json"),
+        ),
+        200,
+      ),
   );
 
   app.openapi(
@@ -71,7 +94,11 @@ export function carePlanRoutes(deps: AppDeps) {
       request: { params: Params },
       responses: { 200: jsonResponse(HistorySchema, "History, newest first"), ...errorResponses },
     }),
-    async (c) => c.json({ items: await planHistory(deps.db, authedCtx(c, deps), c.req.valid("param").residentId) }, 200),
+    async (c) =>
+      c.json(
+        { items: await planHistory(deps.db, authedCtx(c, deps), c.req.valid("param").residentId) },
+        200,
+      ),
   );
 
   app.openapi(

@@ -16,10 +16,16 @@ const TaskSchedule = z
     z.strictObject({ kind: z.literal("every_visit") }),
   ])
   .openapi("TaskSchedule", {
-    description: "daily at local times; on some weekdays (optionally at local times); or at every visit",
+    description:
+      "daily at local times; on some weekdays (optionally at local times); or at every visit",
   });
 
-const Id = z.string().trim().min(1).max(64).regex(/^[\w-]+$/, { message: "letters, digits, - and _ only" });
+const Id = z
+  .string()
+  .trim()
+  .min(1)
+  .max(64)
+  .regex(/^[\w-]+$/, { message: "letters, digits, - and _ only" });
 
 export const TaskSchema = z
   .strictObject({
@@ -48,22 +54,43 @@ export const VitalRuleSchema = z
     unit: z.string().min(1).max(20),
     normal: Bounds.openapi({ description: "Outside this range is a warning" }),
     critical: Bounds.openapi({ description: "Outside this range is critical" }),
-    consecutive: z.number().int().min(1).max(20).openapi({ description: "Readings in a row outside the range before an alert" }),
+    consecutive: z
+      .number()
+      .int()
+      .min(1)
+      .max(20)
+      .openapi({ description: "Readings in a row outside the range before an alert" }),
     minutes: z.number().int().min(1).max(1_440).nullable().openapi({
-      description: "Or: minutes continuously outside the range before an alert (null: count readings only)",
+      description:
+        "Or: minutes continuously outside the range before an alert (null: count readings only)",
     }),
-    hysteresis: z.number().min(0).openapi({ description: "How far back inside the range a reading must come to clear" }),
+    hysteresis: z
+      .number()
+      .min(0)
+      .openapi({ description: "How far back inside the range a reading must come to clear" }),
   })
   .superRefine((rule, ctx) => {
     const { normal, critical } = rule;
     if (normal.min !== null && normal.max !== null && normal.min >= normal.max) {
-      ctx.addIssue({ code: "custom", path: ["normal"], message: "normal.min must be below normal.max" });
+      ctx.addIssue({
+        code: "custom",
+        path: ["normal"],
+        message: "normal.min must be below normal.max",
+      });
     }
     if (critical.min !== null && normal.min !== null && critical.min > normal.min) {
-      ctx.addIssue({ code: "custom", path: ["critical", "min"], message: "critical.min must not be above normal.min" });
+      ctx.addIssue({
+        code: "custom",
+        path: ["critical", "min"],
+        message: "critical.min must not be above normal.min",
+      });
     }
     if (critical.max !== null && normal.max !== null && critical.max < normal.max) {
-      ctx.addIssue({ code: "custom", path: ["critical", "max"], message: "critical.max must not be below normal.max" });
+      ctx.addIssue({
+        code: "custom",
+        path: ["critical", "max"],
+        message: "critical.max must not be below normal.max",
+      });
     }
   })
   .openapi("VitalRule");
@@ -92,12 +119,21 @@ const unitFor: Record<VitalType, readonly string[]> = {
 };
 
 export const VitalRulesSchema = z
-  .strictObject(Object.fromEntries(vitalTypes.map((t) => [t, VitalRuleSchema])) as Record<VitalType, typeof VitalRuleSchema>)
+  .strictObject(
+    Object.fromEntries(vitalTypes.map((t) => [t, VitalRuleSchema])) as Record<
+      VitalType,
+      typeof VitalRuleSchema
+    >,
+  )
   .superRefine((rules, ctx) => {
     for (const type of vitalTypes) {
       const allowed = unitFor[type];
       if (!allowed.includes(rules[type].unit)) {
-        ctx.addIssue({ code: "custom", path: [type, "unit"], message: `the unit for ${type} is ${allowed.join(" or ")} (UCUM)` });
+        ctx.addIssue({
+          code: "custom",
+          path: [type, "unit"],
+          message: `the unit for ${type} is ${allowed.join(" or ")} (UCUM)`,
+        });
       }
     }
   })
@@ -113,7 +149,9 @@ export const EmergencyContactSchema = z
       relationship: z.string().trim().max(60).nullable().default(null),
     }),
   ])
-  .openapi("EmergencyContact", { description: "A member of the family circle, or a phone number (a neighbour, say)" });
+  .openapi("EmergencyContact", {
+    description: "A member of the family circle, or a phone number (a neighbour, say)",
+  });
 
 export const CarePlanSchema = z
   .strictObject({
@@ -122,9 +160,15 @@ export const CarePlanSchema = z
     tasks: z.array(TaskSchema).max(100),
     medications: z.array(MedicationSchema).max(100),
     vitalRules: VitalRulesSchema,
-    checkInDeadline: LocalTime.nullable().openapi({ description: "Daily 'I'm fine' deadline, local time; null: none" }),
+    checkInDeadline: LocalTime.nullable().openapi({
+      description: "Daily 'I'm fine' deadline, local time; null: none",
+    }),
     nightWindow: z.strictObject({ start: LocalTime, end: LocalTime }),
-    noMotionHours: z.number().min(1).max(72).openapi({ description: "Hours without any activity that count as 'no motion'" }),
+    noMotionHours: z
+      .number()
+      .min(1)
+      .max(72)
+      .openapi({ description: "Hours without any activity that count as 'no motion'" }),
     emergencyContacts: z.array(EmergencyContactSchema).max(20),
   })
   .superRefine((plan, ctx) => {
@@ -134,7 +178,12 @@ export const CarePlanSchema = z
     ] as const) {
       const seen = new Set<string>();
       items.forEach((item, i) => {
-        if (seen.has(item.id)) ctx.addIssue({ code: "custom", path: [list, i, "id"], message: `the id ${item.id} is used twice` });
+        if (seen.has(item.id))
+          ctx.addIssue({
+            code: "custom",
+            path: [list, i, "id"],
+            message: `the id ${item.id} is used twice`,
+          });
         seen.add(item.id);
       });
     }
@@ -149,7 +198,9 @@ export const CarePlanVersionSchema = z
     version: z.number().int(),
     plan: CarePlanSchema,
     summary: z.string().nullable(),
-    changes: z.array(z.string()).openapi({ description: "The sections changed from the previous version" }),
+    changes: z
+      .array(z.string())
+      .openapi({ description: "The sections changed from the previous version" }),
     createdAt: z.string(),
     createdBy: z.object({ id: z.string(), displayName: z.string() }).nullable(),
   })
@@ -157,7 +208,11 @@ export const CarePlanVersionSchema = z
 
 export const CarePlanUpdateSchema = z
   .strictObject({
-    baseVersion: z.number().int().min(1).openapi({ description: "The version you edited; a newer one is a 409 version_conflict" }),
+    baseVersion: z
+      .number()
+      .int()
+      .min(1)
+      .openapi({ description: "The version you edited; a newer one is a 409 version_conflict" }),
     plan: CarePlanSchema,
     summary: z.string().trim().max(500).optional(),
   })

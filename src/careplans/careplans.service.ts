@@ -13,7 +13,9 @@ type Ctx = RequestCtx & { actor: Actor };
 
 export function changedSections(before: CarePlan | null, after: CarePlan): string[] {
   if (!before) return Object.keys(after);
-  return (Object.keys(after) as (keyof CarePlan)[]).filter((k) => !isDeepStrictEqual(before[k], after[k]));
+  return (Object.keys(after) as (keyof CarePlan)[]).filter(
+    (k) => !isDeepStrictEqual(before[k], after[k]),
+  );
 }
 
 async function insertVersion(
@@ -41,7 +43,13 @@ async function insertVersion(
 }
 
 /** Version 1 for a new resident: the defaults, plus whoever registered them as first contact. */
-export async function createInitialPlan(db: Executor, residentId: string, by: string | null, now: Date, firstContact?: string) {
+export async function createInitialPlan(
+  db: Executor,
+  residentId: string,
+  by: string | null,
+  now: Date,
+  firstContact?: string,
+) {
   const plan = defaultCarePlan();
   if (firstContact) plan.emergencyContacts = [{ kind: "member", userId: firstContact }];
   await insertVersion(db, residentId, 1, plan, [], "default plan", by, now);
@@ -51,7 +59,16 @@ async function loadVersions(db: Executor, residentId: string, version?: number) 
   let q = db
     .selectFrom("care_plan_versions as v")
     .leftJoin("users as u", "u.id", "v.created_by")
-    .select(["v.resident_id", "v.version", "v.plan", "v.changes", "v.summary", "v.created_at", "v.created_by", "u.display_name"])
+    .select([
+      "v.resident_id",
+      "v.version",
+      "v.plan",
+      "v.changes",
+      "v.summary",
+      "v.created_at",
+      "v.created_by",
+      "u.display_name",
+    ])
     .where("v.resident_id", "=", residentId);
   if (version !== undefined) q = q.where("v.version", "=", version);
   const rows = await q.orderBy("v.version", "desc").execute();
@@ -83,7 +100,15 @@ export async function readCurrentPlan(db: Executor, ctx: Ctx, residentId: string
   const plan = await currentPlan(db, residentId);
   await recordAudit(
     db,
-    { actorUserId: ctx.actor.userId, action: "careplan.read", entityType: "care_plan", entityId: residentId, residentId, requestId: ctx.requestId, details: { version: plan.version } },
+    {
+      actorUserId: ctx.actor.userId,
+      action: "careplan.read",
+      entityType: "care_plan",
+      entityId: residentId,
+      residentId,
+      requestId: ctx.requestId,
+      details: { version: plan.version },
+    },
     ctx.now,
   );
   return plan;
@@ -95,7 +120,15 @@ export async function readPlanVersion(db: Executor, ctx: Ctx, residentId: string
   if (!found) throw notFound(`version ${version} of the care plan`);
   await recordAudit(
     db,
-    { actorUserId: ctx.actor.userId, action: "careplan.read", entityType: "care_plan", entityId: residentId, residentId, requestId: ctx.requestId, details: { version } },
+    {
+      actorUserId: ctx.actor.userId,
+      action: "careplan.read",
+      entityType: "care_plan",
+      entityId: residentId,
+      residentId,
+      requestId: ctx.requestId,
+      details: { version },
+    },
     ctx.now,
   );
   return found;
@@ -107,7 +140,14 @@ export async function planHistory(db: Executor, ctx: Ctx, residentId: string) {
   const rows = await db
     .selectFrom("care_plan_versions as v")
     .leftJoin("users as u", "u.id", "v.created_by")
-    .select(["v.version", "v.changes", "v.summary", "v.created_at", "v.created_by", "u.display_name"])
+    .select([
+      "v.version",
+      "v.changes",
+      "v.summary",
+      "v.created_at",
+      "v.created_by",
+      "u.display_name",
+    ])
     .where("v.resident_id", "=", residentId)
     .orderBy("v.version", "desc")
     .execute();
@@ -130,11 +170,19 @@ export async function updatePlan(
     return await writePlan(db, ctx, residentId, input);
   } catch (error) {
     if (!isUniqueViolation(error)) throw error;
-    throw new AppError("version_conflict", "someone saved the care plan at the same moment: reload and apply your change again");
+    throw new AppError(
+      "version_conflict",
+      "someone saved the care plan at the same moment: reload and apply your change again",
+    );
   }
 }
 
-function writePlan(db: Db, ctx: Ctx, residentId: string, input: { baseVersion: number; plan: CarePlan; summary?: string | undefined }) {
+function writePlan(
+  db: Db,
+  ctx: Ctx,
+  residentId: string,
+  input: { baseVersion: number; plan: CarePlan; summary?: string | undefined },
+) {
   return db.transaction().execute(async (trx) => {
     await authorizeResident(trx, ctx.actor, residentId, "writeCarePlan");
     const current = await currentPlan(trx, residentId);
@@ -150,10 +198,27 @@ function writePlan(db: Db, ctx: Ctx, residentId: string, input: { baseVersion: n
     if (changes.length === 0) return current;
     const version = current.version + 1;
     // The primary key (resident, version) makes a concurrent second writer fail rather than fork history.
-    await insertVersion(trx, residentId, version, input.plan, changes, input.summary ?? null, ctx.actor.userId, ctx.now);
+    await insertVersion(
+      trx,
+      residentId,
+      version,
+      input.plan,
+      changes,
+      input.summary ?? null,
+      ctx.actor.userId,
+      ctx.now,
+    );
     await recordAudit(
       trx,
-      { actorUserId: ctx.actor.userId, action: "careplan.update", entityType: "care_plan", entityId: residentId, residentId, requestId: ctx.requestId, details: { version, changes } },
+      {
+        actorUserId: ctx.actor.userId,
+        action: "careplan.update",
+        entityType: "care_plan",
+        entityId: residentId,
+        residentId,
+        requestId: ctx.requestId,
+        details: { version, changes },
+      },
       ctx.now,
     );
     const [saved] = await loadVersions(trx, residentId, version);
@@ -173,10 +238,17 @@ async function checkContacts(db: Executor, residentId: string, plan: CarePlan) {
   const inCircle = new Set(found.map((r) => r.user_id));
   const issues = plan.emergencyContacts.flatMap((c, i) =>
     c.kind === "member" && !inCircle.has(c.userId)
-      ? [{ path: `plan.emergencyContacts.${i}.userId`, message: "not a member of this resident's family circle" }]
+      ? [
+          {
+            path: `plan.emergencyContacts.${i}.userId`,
+            message: "not a member of this resident's family circle",
+          },
+        ]
       : [],
   );
   if (issues.length > 0) {
-    throw new AppError("validation_failed", "an emergency contact is not in the family circle", { issues });
+    throw new AppError("validation_failed", "an emergency contact is not in the family circle", {
+      issues,
+    });
   }
 }

@@ -20,7 +20,8 @@ const tags = ["Family circles"];
 const Params = z.object({ residentId: z.string().max(64) });
 const MemberParams = Params.extend({ userId: z.string().max(64) });
 const Level = z.enum(circleLevels).openapi("CircleLevel", {
-  description: "primary: manages the circle, books and pays, edits the care plan; member: sees and gets alerts",
+  description:
+    "primary: manages the circle, books and pays, edits the care plan; member: sees and gets alerts",
 });
 
 const MemberSchema = z
@@ -63,9 +64,16 @@ export function circleRoutes(deps: AppDeps) {
       tags,
       summary: "The family circle",
       request: { params: Params },
-      responses: { 200: jsonResponse(z.object({ items: z.array(MemberSchema) }), "Members"), ...errorResponses },
+      responses: {
+        200: jsonResponse(z.object({ items: z.array(MemberSchema) }), "Members"),
+        ...errorResponses,
+      },
     }),
-    async (c) => c.json({ items: await listCircle(deps.db, authedCtx(c, deps), c.req.valid("param").residentId) }, 200),
+    async (c) =>
+      c.json(
+        { items: await listCircle(deps.db, authedCtx(c, deps), c.req.valid("param").residentId) },
+        200,
+      ),
   );
 
   app.openapi(
@@ -76,13 +84,29 @@ export function circleRoutes(deps: AppDeps) {
       summary: "Change a member's level or relationship",
       request: {
         params: MemberParams,
-        ...jsonBody(z.strictObject({ level: Level.optional(), relationship: Relationship.optional() })),
+        ...jsonBody(
+          z.strictObject({ level: Level.optional(), relationship: Relationship.optional() }),
+        ),
       },
-      responses: { 200: jsonResponse(z.object({ items: z.array(MemberSchema) }), "The circle now"), ...errorResponses },
+      responses: {
+        200: jsonResponse(z.object({ items: z.array(MemberSchema) }), "The circle now"),
+        ...errorResponses,
+      },
     }),
     async (c) => {
       const { residentId, userId } = c.req.valid("param");
-      return c.json({ items: await changeMember(deps.db, authedCtx(c, deps), residentId, userId, c.req.valid("json")) }, 200);
+      return c.json(
+        {
+          items: await changeMember(
+            deps.db,
+            authedCtx(c, deps),
+            residentId,
+            userId,
+            c.req.valid("json"),
+          ),
+        },
+        200,
+      );
     },
   );
 
@@ -118,7 +142,10 @@ export function circleRoutes(deps: AppDeps) {
               relationship: Relationship,
               level: Level.default("member"),
             })
-            .refine((v) => v.email || v.phone, { message: "give the email address or phone number to invite", path: ["email"] }),
+            .refine((v) => v.email || v.phone, {
+              message: "give the email address or phone number to invite",
+              path: ["email"],
+            }),
         ),
       },
       responses: {
@@ -131,7 +158,13 @@ export function circleRoutes(deps: AppDeps) {
     }),
     async (c) =>
       c.json(
-        await invite(deps.db, authedCtx(c, deps), c.req.valid("param").residentId, c.req.valid("json"), deps.config.PUBLIC_URL),
+        await invite(
+          deps.db,
+          authedCtx(c, deps),
+          c.req.valid("param").residentId,
+          c.req.valid("json"),
+          deps.config.PUBLIC_URL,
+        ),
         201,
       ),
   );
@@ -143,9 +176,22 @@ export function circleRoutes(deps: AppDeps) {
       tags,
       summary: "Invitations sent for this resident",
       request: { params: Params },
-      responses: { 200: jsonResponse(z.object({ items: z.array(InvitationSchema) }), "Invitations"), ...errorResponses },
+      responses: {
+        200: jsonResponse(z.object({ items: z.array(InvitationSchema) }), "Invitations"),
+        ...errorResponses,
+      },
     }),
-    async (c) => c.json({ items: await listInvitations(deps.db, authedCtx(c, deps), c.req.valid("param").residentId) }, 200),
+    async (c) =>
+      c.json(
+        {
+          items: await listInvitations(
+            deps.db,
+            authedCtx(c, deps),
+            c.req.valid("param").residentId,
+          ),
+        },
+        200,
+      ),
   );
 
   app.openapi(
@@ -186,7 +232,8 @@ export function circleRoutes(deps: AppDeps) {
         ...errorResponses,
       },
     }),
-    async (c) => c.json(await previewInvitation(deps.db, deps.clock.now(), c.req.valid("json").token), 200),
+    async (c) =>
+      c.json(await previewInvitation(deps.db, deps.clock.now(), c.req.valid("json").token), 200),
   );
 
   app.openapi(
@@ -197,12 +244,16 @@ export function circleRoutes(deps: AppDeps) {
       summary: "Accept an invitation with the signed-in account",
       request: jsonBody(TokenBody),
       responses: {
-        200: jsonResponse(z.object({ residentId: z.string(), level: Level, relationship: z.string() }), "Joined"),
+        200: jsonResponse(
+          z.object({ residentId: z.string(), level: Level, relationship: z.string() }),
+          "Joined",
+        ),
         ...errorResponses,
         410: jsonResponse(z.object({}), "Expired, withdrawn or already used"),
       },
     }),
-    async (c) => c.json(await acceptInvitation(deps.db, authedCtx(c, deps), c.req.valid("json").token), 200),
+    async (c) =>
+      c.json(await acceptInvitation(deps.db, authedCtx(c, deps), c.req.valid("json").token), 200),
   );
 
   return app;

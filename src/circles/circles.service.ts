@@ -1,7 +1,8 @@
 // Family circles: who belongs to a resident, at which level, and invitations to join.
+
+import { authorizeResident, can } from "../access/access";
 import { grantRole } from "../accounts/accounts.repository";
 import { hashToken } from "../accounts/tokens";
-import { authorizeResident, can } from "../access/access";
 import { recordAudit } from "../audit/audit.service";
 import { addMs, iso } from "../clock";
 import type { Db, Executor } from "../db/database";
@@ -14,10 +15,25 @@ import type { CircleLevel, InvitationRow } from "./circles.table";
 
 type Ctx = RequestCtx & { actor: Actor };
 
-function audit(db: Executor, ctx: Ctx, action: string, residentId: string, entityId: string, details?: Record<string, unknown>) {
+function audit(
+  db: Executor,
+  ctx: Ctx,
+  action: string,
+  residentId: string,
+  entityId: string,
+  details?: Record<string, unknown>,
+) {
   return recordAudit(
     db,
-    { actorUserId: ctx.actor.userId, action, entityType: "circle", entityId, residentId, requestId: ctx.requestId, ...(details ? { details } : {}) },
+    {
+      actorUserId: ctx.actor.userId,
+      action,
+      entityType: "circle",
+      entityId,
+      residentId,
+      requestId: ctx.requestId,
+      ...(details ? { details } : {}),
+    },
     ctx.now,
   );
 }
@@ -27,7 +43,15 @@ export async function listCircle(db: Executor, ctx: Ctx, residentId: string) {
   const rows = await db
     .selectFrom("circle_members as m")
     .innerJoin("users as u", "u.id", "m.user_id")
-    .select(["m.user_id", "u.display_name", "u.email", "u.phone", "m.relationship", "m.level", "m.created_at"])
+    .select([
+      "m.user_id",
+      "u.display_name",
+      "u.email",
+      "u.phone",
+      "m.relationship",
+      "m.level",
+      "m.created_at",
+    ])
     .where("m.resident_id", "=", residentId)
     .orderBy("m.created_at")
     .execute();
@@ -87,14 +111,17 @@ export async function changeMember(
   await db.transaction().execute(async (trx) => {
     await authorizeResident(trx, ctx.actor, residentId, "manageCircle");
     const member = await membership(trx, residentId, userId);
-    if (patch.level && patch.level !== member.level) await guardLastPrimary(trx, ctx, residentId, member.level);
+    if (patch.level && patch.level !== member.level)
+      await guardLastPrimary(trx, ctx, residentId, member.level);
     await trx
       .updateTable("circle_members")
       .set({ level: patch.level, relationship: patch.relationship })
       .where("resident_id", "=", residentId)
       .where("user_id", "=", userId)
       .execute();
-    await audit(trx, ctx, "circle.member_change", residentId, userId, { level: patch.level ?? member.level });
+    await audit(trx, ctx, "circle.member_change", residentId, userId, {
+      level: patch.level ?? member.level,
+    });
   });
   return listCircle(db, ctx, residentId);
 }
@@ -105,11 +132,18 @@ export async function removeMember(db: Db, ctx: Ctx, residentId: string, userId:
     const access = await authorizeResident(trx, ctx.actor, residentId, "viewCircle");
     const leaving = userId === ctx.actor.userId;
     if (!leaving && !can(access, "manageCircle")) {
-      throw new AppError("forbidden", "only a primary member or an operator can remove someone from the circle");
+      throw new AppError(
+        "forbidden",
+        "only a primary member or an operator can remove someone from the circle",
+      );
     }
     const member = await membership(trx, residentId, userId);
     await guardLastPrimary(trx, ctx, residentId, member.level);
-    await trx.deleteFrom("circle_members").where("resident_id", "=", residentId).where("user_id", "=", userId).execute();
+    await trx
+      .deleteFrom("circle_members")
+      .where("resident_id", "=", residentId)
+      .where("user_id", "=", userId)
+      .execute();
     await audit(trx, ctx, leaving ? "circle.leave" : "circle.member_remove", residentId, userId);
   });
 }
@@ -141,7 +175,12 @@ export async function invite(
   db: Db,
   ctx: Ctx,
   residentId: string,
-  input: { email?: string | undefined; phone?: string | undefined; relationship: string; level: CircleLevel },
+  input: {
+    email?: string | undefined;
+    phone?: string | undefined;
+    relationship: string;
+    level: CircleLevel;
+  },
   publicUrl: string,
 ) {
   const token = newToken();
@@ -203,15 +242,22 @@ export async function revokeInvitation(db: Db, ctx: Ctx, residentId: string, inv
 }
 
 async function findByToken(db: Executor, token: string) {
-  const row = await db.selectFrom("invitations").selectAll().where("token_hash", "=", hashToken(token)).executeTakeFirst();
+  const row = await db
+    .selectFrom("invitations")
+    .selectAll()
+    .where("token_hash", "=", hashToken(token))
+    .executeTakeFirst();
   if (!row) throw notFound("the invitation (check the link)");
   return row;
 }
 
 function assertUsable(row: InvitationRow, now: Date) {
-  if (row.accepted_at) throw new AppError("invitation_used", "this invitation has already been accepted");
-  if (row.revoked_at) throw new AppError("invitation_expired", "this invitation was withdrawn: ask for a new one");
-  if (row.expires_at <= iso(now)) throw new AppError("invitation_expired", "this invitation has expired: ask for a new one");
+  if (row.accepted_at)
+    throw new AppError("invitation_used", "this invitation has already been accepted");
+  if (row.revoked_at)
+    throw new AppError("invitation_expired", "this invitation was withdrawn: ask for a new one");
+  if (row.expires_at <= iso(now))
+    throw new AppError("invitation_expired", "this invitation has expired: ask for a new one");
 }
 
 /** What the invitation page shows before accepting: who invites, to whose circle. */
@@ -222,7 +268,11 @@ export async function previewInvitation(db: Executor, now: Date, token: string) 
     .select(["full_name", "preferred_name"])
     .where("id", "=", row.resident_id)
     .executeTakeFirstOrThrow();
-  const inviter = await db.selectFrom("users").select("display_name").where("id", "=", row.invited_by).executeTakeFirstOrThrow();
+  const inviter = await db
+    .selectFrom("users")
+    .select("display_name")
+    .where("id", "=", row.invited_by)
+    .executeTakeFirstOrThrow();
   return {
     residentName: resident.preferred_name ?? resident.full_name,
     invitedBy: inviter.display_name,
@@ -238,7 +288,11 @@ export async function acceptInvitation(db: Db, ctx: Ctx, token: string) {
   return db.transaction().execute(async (trx) => {
     const row = await findByToken(trx, token);
     assertUsable(row, ctx.now);
-    const user = await trx.selectFrom("users").select(["email", "phone"]).where("id", "=", ctx.actor.userId).executeTakeFirstOrThrow();
+    const user = await trx
+      .selectFrom("users")
+      .select(["email", "phone"])
+      .where("id", "=", ctx.actor.userId)
+      .executeTakeFirstOrThrow();
     const emailMatches = row.email !== null && row.email === user.email;
     const phoneMatches = row.phone !== null && row.phone === user.phone;
     if ((row.email !== null || row.phone !== null) && !emailMatches && !phoneMatches) {
@@ -261,7 +315,8 @@ export async function acceptInvitation(db: Db, ctx: Ctx, token: string) {
       .where("id", "=", row.id)
       .where("accepted_at", "is", null)
       .executeTakeFirst();
-    if (Number(claimed.numUpdatedRows) === 0) throw new AppError("invitation_used", "this invitation has already been accepted");
+    if (Number(claimed.numUpdatedRows) === 0)
+      throw new AppError("invitation_used", "this invitation has already been accepted");
     await trx
       .insertInto("circle_members")
       .values({
@@ -274,7 +329,10 @@ export async function acceptInvitation(db: Db, ctx: Ctx, token: string) {
       })
       .execute();
     await grantRole(trx, ctx.actor.userId, "family", row.invited_by, ctx.now);
-    await audit(trx, ctx, "circle.join", row.resident_id, ctx.actor.userId, { invitationId: row.id, level: row.level });
+    await audit(trx, ctx, "circle.join", row.resident_id, ctx.actor.userId, {
+      invitationId: row.id,
+      level: row.level,
+    });
     return { residentId: row.resident_id, level: row.level, relationship: row.relationship };
   });
 }

@@ -27,7 +27,10 @@ export interface OpenedDatabase {
   close(): Promise<void>;
 }
 
-export function openDatabase(target: DatabaseTarget, options: OpenDatabaseOptions = {}): OpenedDatabase {
+export function openDatabase(
+  target: DatabaseTarget,
+  options: OpenDatabaseOptions = {},
+): OpenedDatabase {
   if (target.dialect === "postgres") {
     const pool = new pg.Pool({
       connectionString: target.url,
@@ -50,5 +53,9 @@ export function openDatabase(target: DatabaseTarget, options: OpenDatabaseOption
 /** A unique or primary-key constraint refused the write (PostgreSQL 23505, SQLite's constraint codes). */
 export function isUniqueViolation(error: unknown): boolean {
   const code = (error as { code?: unknown } | null)?.code;
-  return code === "23505" || code === "SQLITE_CONSTRAINT_PRIMARYKEY" || code === "SQLITE_CONSTRAINT_UNIQUE";
+  return (
+    code === "23505" ||
+    code === "SQLITE_CONSTRAINT_PRIMARYKEY" ||
+    code === "SQLITE_CONSTRAINT_UNIQUE"
+  );
 }

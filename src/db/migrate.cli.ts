@@ -7,7 +7,8 @@ try {
   const config = loadConfig();
   const { db, close } = openDatabase(config.database);
   const results = (await migrateToLatest(db)) ?? [];
-  for (const r of results) console.log(`${r.status === "Success" ? "applied" : r.status}: ${r.migrationName}`);
+  for (const r of results)
+    console.log(`${r.status === "Success" ? "applied" : r.status}: ${r.migrationName}`);
   if (results.length === 0) console.log("the database is up to date");
   await close();
 } catch (error) {

@@ -1,7 +1,8 @@
 import { type Kysely, type MigrationResultSet, Migrator, PostgresAdapter, sql } from "kysely";
 import { migrations } from "../../migrations/index";
+import type { Database } from "./schema";
 
-async function migrator(db: Kysely<any>) {
+async function migrator(db: Kysely<Database>) {
   // Name the schema on PostgreSQL: Kysely otherwise finds a kysely_migration table in any
   // schema of the database and takes it for ours.
   let migrationTableSchema: string | undefined;
@@ -16,14 +17,16 @@ async function migrator(db: Kysely<any>) {
   });
 }
 
-export async function migrateToLatest(db: Kysely<any>): Promise<MigrationResultSet["results"]> {
+export async function migrateToLatest(
+  db: Kysely<Database>,
+): Promise<MigrationResultSet["results"]> {
   const { error, results } = await (await migrator(db)).migrateToLatest();
   if (error) throw error instanceof Error ? error : new Error(String(error));
   return results;
 }
 
 /** True when every migration kincare knows has been applied. */
-export async function migrationsApplied(db: Kysely<any>): Promise<boolean> {
+export async function migrationsApplied(db: Kysely<Database>): Promise<boolean> {
   const all = await (await migrator(db)).getMigrations();
   return all.every((m) => m.executedAt !== undefined);
 }

@@ -1,7 +1,7 @@
 // npm run demo: seeds a small demo community into the configured database. Safe to run twice.
-import { ensureOperator } from "../accounts/accounts.service";
-import { createUser } from "../accounts/accounts.service";
+
 import { findUserByLogin, rolesOf } from "../accounts/accounts.repository";
+import { createUser, ensureOperator } from "../accounts/accounts.service";
 import { currentPlan, updatePlan } from "../careplans/careplans.service";
 import { acceptInvitation, invite } from "../circles/circles.service";
 import { ConfigError, loadConfig } from "../config";
@@ -17,13 +17,33 @@ interface Family {
     fullName: string;
     preferredName: string;
     dateOfBirth: string;
-    address: { line1: string; locality: string; region: string; postalCode: string; country: string; latitude: number; longitude: number };
+    address: {
+      line1: string;
+      locality: string;
+      region: string;
+      postalCode: string;
+      country: string;
+      latitude: number;
+      longitude: number;
+    };
     timeZone: string;
     language: "en" | "zh-Hans";
     phone: string;
   };
-  primary: { name: string; email: string; relationship: string; timeZone: string; language: "en" | "zh-Hans" };
-  member: { name: string; email: string; relationship: string; timeZone: string; language: "en" | "zh-Hans" };
+  primary: {
+    name: string;
+    email: string;
+    relationship: string;
+    timeZone: string;
+    language: "en" | "zh-Hans";
+  };
+  member: {
+    name: string;
+    email: string;
+    relationship: string;
+    timeZone: string;
+    language: "en" | "zh-Hans";
+  };
   medication: { id: string; name: string; dose: string; times: string[] };
 }
 
@@ -33,27 +53,72 @@ const families: Family[] = [
       fullName: "Wang Shulan",
       preferredName: "Grandma Wang",
       dateOfBirth: "1944-03-18",
-      address: { line1: "12 Lane 58, Xinhua Road", locality: "Changning", region: "Shanghai", postalCode: "200052", country: "CN", latitude: 31.2108, longitude: 121.4237 },
+      address: {
+        line1: "12 Lane 58, Xinhua Road",
+        locality: "Changning",
+        region: "Shanghai",
+        postalCode: "200052",
+        country: "CN",
+        latitude: 31.2108,
+        longitude: 121.4237,
+      },
       timeZone: "Asia/Shanghai",
       language: "zh-Hans",
       phone: "+8613800138000",
     },
-    primary: { name: "Li Mei", email: "li.mei@demo.kincare.local", relationship: "daughter", timeZone: "Europe/London", language: "zh-Hans" },
-    member: { name: "Li Lei", email: "li.lei@demo.kincare.local", relationship: "son", timeZone: "Asia/Shanghai", language: "zh-Hans" },
-    medication: { id: "metformin", name: "Metformin", dose: "500 mg tablet", times: ["08:00", "20:00"] },
+    primary: {
+      name: "Li Mei",
+      email: "li.mei@demo.kincare.local",
+      relationship: "daughter",
+      timeZone: "Europe/London",
+      language: "zh-Hans",
+    },
+    member: {
+      name: "Li Lei",
+      email: "li.lei@demo.kincare.local",
+      relationship: "son",
+      timeZone: "Asia/Shanghai",
+      language: "zh-Hans",
+    },
+    medication: {
+      id: "metformin",
+      name: "Metformin",
+      dose: "500 mg tablet",
+      times: ["08:00", "20:00"],
+    },
   },
   {
     resident: {
       fullName: "Margaret Hughes",
       preferredName: "Peggy",
       dateOfBirth: "1940-11-02",
-      address: { line1: "4 Orchard Close", locality: "Headington", region: "Oxfordshire", postalCode: "OX3 9DU", country: "GB", latitude: 51.7606, longitude: -1.2133 },
+      address: {
+        line1: "4 Orchard Close",
+        locality: "Headington",
+        region: "Oxfordshire",
+        postalCode: "OX3 9DU",
+        country: "GB",
+        latitude: 51.7606,
+        longitude: -1.2133,
+      },
       timeZone: "Europe/London",
       language: "en",
       phone: "+441865000111",
     },
-    primary: { name: "Sarah Hughes", email: "sarah.hughes@demo.kincare.local", relationship: "daughter", timeZone: "America/Toronto", language: "en" },
-    member: { name: "Tom Hughes", email: "tom.hughes@demo.kincare.local", relationship: "son", timeZone: "Australia/Sydney", language: "en" },
+    primary: {
+      name: "Sarah Hughes",
+      email: "sarah.hughes@demo.kincare.local",
+      relationship: "daughter",
+      timeZone: "America/Toronto",
+      language: "en",
+    },
+    member: {
+      name: "Tom Hughes",
+      email: "tom.hughes@demo.kincare.local",
+      relationship: "son",
+      timeZone: "Australia/Sydney",
+      language: "en",
+    },
     medication: { id: "ramipril", name: "Ramipril", dose: "5 mg capsule", times: ["09:00"] },
   },
   {
@@ -61,35 +126,84 @@ const families: Family[] = [
       fullName: "Rosa Martinez",
       preferredName: "Abuela Rosa",
       dateOfBirth: "1938-06-21",
-      address: { line1: "221 Clinton Street", locality: "Lower East Side", region: "New York", postalCode: "10002", country: "US", latitude: 40.7136, longitude: -73.9872 },
+      address: {
+        line1: "221 Clinton Street",
+        locality: "Lower East Side",
+        region: "New York",
+        postalCode: "10002",
+        country: "US",
+        latitude: 40.7136,
+        longitude: -73.9872,
+      },
       timeZone: "America/New_York",
       language: "en",
       phone: "+12125550123",
     },
-    primary: { name: "Daniel Martinez", email: "daniel.martinez@demo.kincare.local", relationship: "grandson", timeZone: "America/Los_Angeles", language: "en" },
-    member: { name: "Lucia Martinez", email: "lucia.martinez@demo.kincare.local", relationship: "daughter", timeZone: "Europe/Madrid", language: "en" },
-    medication: { id: "levothyroxine", name: "Levothyroxine", dose: "50 mcg tablet", times: ["07:00"] },
+    primary: {
+      name: "Daniel Martinez",
+      email: "daniel.martinez@demo.kincare.local",
+      relationship: "grandson",
+      timeZone: "America/Los_Angeles",
+      language: "en",
+    },
+    member: {
+      name: "Lucia Martinez",
+      email: "lucia.martinez@demo.kincare.local",
+      relationship: "daughter",
+      timeZone: "Europe/Madrid",
+      language: "en",
+    },
+    medication: {
+      id: "levothyroxine",
+      name: "Levothyroxine",
+      dose: "50 mcg tablet",
+      times: ["07:00"],
+    },
   },
 ];
 
 async function actorFor(db: Db, email: string): Promise<Actor> {
   const user = await findUserByLogin(db, { email });
   if (!user) throw new Error(`demo user ${email} is missing`);
-  return { userId: user.id, sessionId: "demo", displayName: user.display_name, roles: await rolesOf(db, user.id) };
+  return {
+    userId: user.id,
+    sessionId: "demo",
+    displayName: user.display_name,
+    roles: await rolesOf(db, user.id),
+  };
 }
 
-async function seedFamily(db: Db, publicUrl: string, family: Family): Promise<"created" | "present"> {
+async function seedFamily(
+  db: Db,
+  publicUrl: string,
+  family: Family,
+): Promise<"created" | "present"> {
   const now = () => new Date();
   if (await findUserByLogin(db, { email: family.primary.email })) return "present";
   const system = { now: now(), actor: null, requestId: null };
   for (const person of [family.primary, family.member]) {
     await db.transaction().execute((trx) =>
-      createUser(trx, system, { displayName: person.name, email: person.email, password: PASSWORD, language: person.language, timeZone: person.timeZone }, ["family"]),
+      createUser(
+        trx,
+        system,
+        {
+          displayName: person.name,
+          email: person.email,
+          password: PASSWORD,
+          language: person.language,
+          timeZone: person.timeZone,
+        },
+        ["family"],
+      ),
     );
   }
   const primary = await actorFor(db, family.primary.email);
   const member = await actorFor(db, family.member.email);
-  const resident = await createResident(db, { now: now(), actor: primary, requestId: null }, { ...family.resident, relationship: family.primary.relationship });
+  const resident = await createResident(
+    db,
+    { now: now(), actor: primary, requestId: null },
+    { ...family.resident, relationship: family.primary.relationship },
+  );
   const invitation = await invite(
     db,
     { now: now(), actor: primary, requestId: null },
@@ -106,9 +220,24 @@ async function seedFamily(db: Db, publicUrl: string, family: Family): Promise<"c
       ...current.plan,
       goals: ["stay safely at home", "keep walking every day"],
       tasks: [
-        { id: "breakfast", title: "Help with breakfast", instructions: "Soft food; tea without sugar", schedule: { kind: "every_visit" } },
-        { id: "walk", title: "Short walk outside", instructions: null, schedule: { kind: "daily", times: ["10:30"] } },
-        { id: "bath", title: "Assisted shower", instructions: "Use the shower chair", schedule: { kind: "weekly", days: ["tue", "fri"], times: [] } },
+        {
+          id: "breakfast",
+          title: "Help with breakfast",
+          instructions: "Soft food; tea without sugar",
+          schedule: { kind: "every_visit" },
+        },
+        {
+          id: "walk",
+          title: "Short walk outside",
+          instructions: null,
+          schedule: { kind: "daily", times: ["10:30"] },
+        },
+        {
+          id: "bath",
+          title: "Assisted shower",
+          instructions: "Use the shower chair",
+          schedule: { kind: "weekly", days: ["tue", "fri"], times: [] },
+        },
       ],
       medications: [{ ...family.medication, instructions: "with food" }],
       checkInDeadline: "10:00",
@@ -127,10 +256,16 @@ async function main() {
   try {
     await migrateToLatest(db);
     const operatorEmail = "operator@demo.kincare.local";
-    await ensureOperator(db, new Date(), { email: operatorEmail, password: PASSWORD, displayName: "Community desk" });
+    await ensureOperator(db, new Date(), {
+      email: operatorEmail,
+      password: PASSWORD,
+      displayName: "Community desk",
+    });
     for (const family of families) {
       const outcome = await seedFamily(db, config.PUBLIC_URL, family);
-      console.log(`${outcome === "created" ? "seeded" : "already there"}: ${family.resident.fullName} (${family.resident.timeZone})`);
+      console.log(
+        `${outcome === "created" ? "seeded" : "already there"}: ${family.resident.fullName} (${family.resident.timeZone})`,
+      );
     }
     console.log(`
 kincare demo community is ready in ${config.database.dialect === "sqlite" ? config.database.file : "PostgreSQL"}.

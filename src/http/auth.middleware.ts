@@ -21,7 +21,8 @@ export function authenticate(deps: AppDeps): MiddlewareHandler<AppEnv> {
     let via: "bearer" | "cookie" | null = null;
     if (header) {
       const match = /^Bearer\s+(\S+)$/i.exec(header);
-      if (!match) throw new AppError("unauthenticated", "the Authorization header must be 'Bearer <token>'");
+      if (!match)
+        throw new AppError("unauthenticated", "the Authorization header must be 'Bearer <token>'");
       token = match[1];
       via = "bearer";
     } else {
@@ -45,7 +46,10 @@ export function authenticate(deps: AppDeps): MiddlewareHandler<AppEnv> {
         c.set("authVia", via);
         c.set("logger", c.var.logger.child({ userId: session.userId }));
       } else if (via === "bearer") {
-        throw new AppError("unauthenticated", "the session has ended or the token is not valid: sign in again");
+        throw new AppError(
+          "unauthenticated",
+          "the session has ended or the token is not valid: sign in again",
+        );
       }
     }
     await next();

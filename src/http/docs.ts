@@ -56,7 +56,9 @@ export function docsRoutes(app: OpenAPIHono<AppEnv>, deps: AppDeps) {
 
   const dist = getAbsoluteFSPath();
   app.get("/docs", (c) => c.html(page));
-  app.get("/docs/init.js", (c) => c.body(init, 200, { "content-type": "text/javascript; charset=utf-8" }));
+  app.get("/docs/init.js", (c) =>
+    c.body(init, 200, { "content-type": "text/javascript; charset=utf-8" }),
+  );
   app.get("/docs/assets/:file", async (c) => {
     const file = c.req.param("file");
     const type = assets[file];

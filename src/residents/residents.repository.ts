@@ -1,6 +1,6 @@
 import type { Insertable, Updateable } from "kysely";
 import type { Executor } from "../db/database";
-import type { ResidentRow, ResidentsTable, ResidentStatus } from "./residents.table";
+import type { ResidentRow, ResidentStatus, ResidentsTable } from "./residents.table";
 
 export async function insertResident(db: Executor, row: Insertable<ResidentsTable>) {
   await db.insertInto("residents").values(row).execute();
@@ -44,7 +44,10 @@ export async function listResidents(db: Executor, f: ResidentFilter) {
   if (f.q) {
     const like = `%${f.q.toLowerCase()}%`;
     q = q.where((eb) =>
-      eb.or([eb(eb.fn("lower", ["full_name"]), "like", like), eb(eb.fn("lower", ["preferred_name"]), "like", like)]),
+      eb.or([
+        eb(eb.fn("lower", ["full_name"]), "like", like),
+        eb(eb.fn("lower", ["preferred_name"]), "like", like),
+      ]),
     );
   }
   return q.orderBy("full_name").orderBy("id").limit(f.limit).offset(f.offset).execute();

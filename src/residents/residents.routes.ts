@@ -41,9 +41,16 @@ export function residentsRoutes(deps: AppDeps) {
       tags,
       summary: "The residents I may see (operators: all, with filters)",
       request: { query: ResidentListQuery },
-      responses: { 200: jsonResponse(z.object({ items: z.array(ResidentSchema) }), "Residents"), ...errorResponses },
+      responses: {
+        200: jsonResponse(z.object({ items: z.array(ResidentSchema) }), "Residents"),
+        ...errorResponses,
+      },
     }),
-    async (c) => c.json({ items: await listVisibleResidents(deps.db, authedCtx(c, deps), c.req.valid("query")) }, 200),
+    async (c) =>
+      c.json(
+        { items: await listVisibleResidents(deps.db, authedCtx(c, deps), c.req.valid("query")) },
+        200,
+      ),
   );
 
   app.openapi(
@@ -51,11 +58,13 @@ export function residentsRoutes(deps: AppDeps) {
       method: "post",
       path: "/residents",
       tags,
-      summary: "Register a resident (a family member registering a parent becomes its primary; an operator confirms)",
+      summary:
+        "Register a resident (a family member registering a parent becomes its primary; an operator confirms)",
       request: jsonBody(CreateResidentSchema),
       responses: { 201: jsonResponse(ResidentSchema, "Registered"), ...errorResponses },
     }),
-    async (c) => c.json(await createResident(deps.db, authedCtx(c, deps), c.req.valid("json")), 201),
+    async (c) =>
+      c.json(await createResident(deps.db, authedCtx(c, deps), c.req.valid("json")), 201),
   );
 
   app.openapi(
@@ -67,7 +76,8 @@ export function residentsRoutes(deps: AppDeps) {
       request: { params: Params },
       responses: { 200: jsonResponse(ResidentSchema, "The resident"), ...errorResponses },
     }),
-    async (c) => c.json(await getResident(deps.db, authedCtx(c, deps), c.req.valid("param").residentId), 200),
+    async (c) =>
+      c.json(await getResident(deps.db, authedCtx(c, deps), c.req.valid("param").residentId), 200),
   );
 
   app.openapi(
@@ -80,7 +90,15 @@ export function residentsRoutes(deps: AppDeps) {
       responses: { 200: jsonResponse(ResidentSchema, "Updated"), ...errorResponses },
     }),
     async (c) =>
-      c.json(await updateProfile(deps.db, authedCtx(c, deps), c.req.valid("param").residentId, c.req.valid("json")), 200),
+      c.json(
+        await updateProfile(
+          deps.db,
+          authedCtx(c, deps),
+          c.req.valid("param").residentId,
+          c.req.valid("json"),
+        ),
+        200,
+      ),
   );
 
   app.openapi(
@@ -92,7 +110,8 @@ export function residentsRoutes(deps: AppDeps) {
       request: { params: Params },
       responses: { 200: jsonResponse(HealthSchema, "Health notes"), ...errorResponses },
     }),
-    async (c) => c.json(await readHealth(deps.db, authedCtx(c, deps), c.req.valid("param").residentId), 200),
+    async (c) =>
+      c.json(await readHealth(deps.db, authedCtx(c, deps), c.req.valid("param").residentId), 200),
   );
 
   app.openapi(
@@ -105,7 +124,15 @@ export function residentsRoutes(deps: AppDeps) {
       responses: { 200: jsonResponse(HealthSchema, "Updated"), ...errorResponses },
     }),
     async (c) =>
-      c.json(await writeHealth(deps.db, authedCtx(c, deps), c.req.valid("param").residentId, c.req.valid("json")), 200),
+      c.json(
+        await writeHealth(
+          deps.db,
+          authedCtx(c, deps),
+          c.req.valid("param").residentId,
+          c.req.valid("json"),
+        ),
+        200,
+      ),
   );
 
   app.openapi(
@@ -117,7 +144,11 @@ export function residentsRoutes(deps: AppDeps) {
       request: { params: Params },
       responses: { 200: jsonResponse(AccessNotesSchema, "Access notes"), ...errorResponses },
     }),
-    async (c) => c.json(await readAccessNotes(deps.db, authedCtx(c, deps), c.req.valid("param").residentId), 200),
+    async (c) =>
+      c.json(
+        await readAccessNotes(deps.db, authedCtx(c, deps), c.req.valid("param").residentId),
+        200,
+      ),
   );
 
   app.openapi(
@@ -131,7 +162,12 @@ export function residentsRoutes(deps: AppDeps) {
     }),
     async (c) =>
       c.json(
-        await writeAccessNotes(deps.db, authedCtx(c, deps), c.req.valid("param").residentId, c.req.valid("json").accessNotes),
+        await writeAccessNotes(
+          deps.db,
+          authedCtx(c, deps),
+          c.req.valid("param").residentId,
+          c.req.valid("json").accessNotes,
+        ),
         200,
       ),
   );
@@ -145,7 +181,11 @@ export function residentsRoutes(deps: AppDeps) {
       request: { params: Params },
       responses: { 200: jsonResponse(ResidentSchema, "Confirmed"), ...errorResponses },
     }),
-    async (c) => c.json(await confirmResident(deps.db, authedCtx(c, deps), c.req.valid("param").residentId), 200),
+    async (c) =>
+      c.json(
+        await confirmResident(deps.db, authedCtx(c, deps), c.req.valid("param").residentId),
+        200,
+      ),
   );
 
   app.openapi(
@@ -158,7 +198,15 @@ export function residentsRoutes(deps: AppDeps) {
       responses: { 200: jsonResponse(ResidentSchema, "Changed"), ...errorResponses },
     }),
     async (c) =>
-      c.json(await changeStatus(deps.db, authedCtx(c, deps), c.req.valid("param").residentId, c.req.valid("json")), 200),
+      c.json(
+        await changeStatus(
+          deps.db,
+          authedCtx(c, deps),
+          c.req.valid("param").residentId,
+          c.req.valid("json"),
+        ),
+        200,
+      ),
   );
 
   app.openapi(
@@ -172,13 +220,27 @@ export function residentsRoutes(deps: AppDeps) {
         ...jsonBody(
           z
             .strictObject({ email: Email.optional(), phone: Phone.optional(), password: Password })
-            .refine((v) => v.email || v.phone, { message: "give an email address or a phone number", path: ["email"] }),
+            .refine((v) => v.email || v.phone, {
+              message: "give an email address or a phone number",
+              path: ["email"],
+            }),
         ),
       },
-      responses: { 201: jsonResponse(z.object({ userId: z.string() }), "Created"), ...errorResponses },
+      responses: {
+        201: jsonResponse(z.object({ userId: z.string() }), "Created"),
+        ...errorResponses,
+      },
     }),
     async (c) =>
-      c.json(await createResidentAccount(deps.db, authedCtx(c, deps), c.req.valid("param").residentId, c.req.valid("json")), 201),
+      c.json(
+        await createResidentAccount(
+          deps.db,
+          authedCtx(c, deps),
+          c.req.valid("param").residentId,
+          c.req.valid("json"),
+        ),
+        201,
+      ),
   );
 
   return app;

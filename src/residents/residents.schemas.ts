@@ -6,7 +6,12 @@ export const AddressSchema = z
   .strictObject({
     line1: z.string().trim().min(1).max(200),
     line2: z.string().trim().max(200).nullable().optional(),
-    locality: z.string().trim().min(1).max(120).openapi({ description: "City district or town, used to match local providers" }),
+    locality: z
+      .string()
+      .trim()
+      .min(1)
+      .max(120)
+      .openapi({ description: "City district or town, used to match local providers" }),
     region: z.string().trim().max(120).nullable().optional(),
     postalCode: z.string().trim().max(20).nullable().optional(),
     country: z
@@ -37,7 +42,8 @@ export const CreateResidentSchema = z
     allergies: z.array(z.string().trim().min(1).max(200)).max(100).optional(),
     accessNotes: z.string().max(2_000).nullable().optional(),
     relationship: Relationship.optional().openapi({
-      description: "Your relationship to the resident, when a family member registers a parent (you become the primary)",
+      description:
+        "Your relationship to the resident, when a family member registers a parent (you become the primary)",
     }),
   })
   .openapi("NewResident");
@@ -77,7 +83,9 @@ export const ResidentSchema = z
     pausedFrom: z.string().nullable(),
     pausedUntil: z.string().nullable(),
     statusReason: z.string().nullable(),
-    confirmed: z.boolean().openapi({ description: "False while a family registration waits for an operator" }),
+    confirmed: z
+      .boolean()
+      .openapi({ description: "False while a family registration waits for an operator" }),
     confirmedAt: z.string().nullable(),
     hasAccount: z.boolean(),
     myRelation: z.enum(["operator", "primary", "member", "self"]).nullable(),
@@ -97,7 +105,9 @@ export const HealthUpdateSchema = z
   })
   .openapi("ResidentHealthUpdate");
 
-export const AccessNotesSchema = z.object({ accessNotes: z.string().nullable() }).openapi("AccessNotes");
+export const AccessNotesSchema = z
+  .object({ accessNotes: z.string().nullable() })
+  .openapi("AccessNotes");
 export const AccessNotesUpdateSchema = z
   .strictObject({ accessNotes: z.string().max(2_000).nullable() })
   .openapi("AccessNotesUpdate");
@@ -107,8 +117,12 @@ export const StatusChangeSchema = z
     z.strictObject({ status: z.literal("active"), reason: z.string().max(500).optional() }),
     z.strictObject({
       status: z.literal("paused"),
-      from: LocalDate.optional().openapi({ description: "First day away, in the resident's time zone; default today" }),
-      until: LocalDate.nullable().optional().openapi({ description: "Expected day back; open-ended if absent" }),
+      from: LocalDate.optional().openapi({
+        description: "First day away, in the resident's time zone; default today",
+      }),
+      until: LocalDate.nullable()
+        .optional()
+        .openapi({ description: "Expected day back; open-ended if absent" }),
       reason: z.string().trim().min(1).max(500).openapi({ example: "in hospital" }),
     }),
     z.strictObject({ status: z.literal("archived"), reason: z.string().trim().min(1).max(500) }),
@@ -117,7 +131,10 @@ export const StatusChangeSchema = z
 
 export const ResidentListQuery = z.object({
   status: z.enum(residentStatuses).optional(),
-  pending: z.enum(["true", "false"]).optional().openapi({ description: "Only registrations awaiting confirmation" }),
+  pending: z
+    .enum(["true", "false"])
+    .optional()
+    .openapi({ description: "Only registrations awaiting confirmation" }),
   q: z.string().max(120).optional(),
   limit: z.coerce.number().int().min(1).max(200).default(50),
   offset: z.coerce.number().int().min(0).default(0),

@@ -1,7 +1,7 @@
 // Residents: the elderly person's profile, health and access notes (every read audited), status.
 import type { z } from "@hono/zod-openapi";
-import { createUser } from "../accounts/accounts.service";
 import { authorizeResident, mainRelation, type Relation } from "../access/access";
+import { createUser } from "../accounts/accounts.service";
 import { recordAudit } from "../audit/audit.service";
 import { createInitialPlan } from "../careplans/careplans.service";
 import { iso } from "../clock";
@@ -10,7 +10,12 @@ import { AppError, forbidden } from "../errors";
 import type { Actor } from "../http/context";
 import { newId } from "../ids";
 import type { RequestCtx } from "../request-ctx";
-import { circleLevelsFor, insertResident, listResidents, updateResident } from "./residents.repository";
+import {
+  circleLevelsFor,
+  insertResident,
+  listResidents,
+  updateResident,
+} from "./residents.repository";
 import type {
   CreateResidentSchema,
   HealthUpdateSchema,
@@ -54,10 +59,24 @@ export function presentResident(r: ResidentRow, myRelation: Relation | null) {
   };
 }
 
-function audit(db: Executor, ctx: Ctx, action: string, residentId: string, details?: Record<string, unknown>) {
+function audit(
+  db: Executor,
+  ctx: Ctx,
+  action: string,
+  residentId: string,
+  details?: Record<string, unknown>,
+) {
   return recordAudit(
     db,
-    { actorUserId: ctx.actor.userId, action, entityType: "resident", entityId: residentId, residentId, requestId: ctx.requestId, ...(details ? { details } : {}) },
+    {
+      actorUserId: ctx.actor.userId,
+      action,
+      entityType: "resident",
+      entityId: residentId,
+      residentId,
+      requestId: ctx.requestId,
+      ...(details ? { details } : {}),
+    },
     ctx.now,
   );
 }
@@ -66,15 +85,23 @@ function audit(db: Executor, ctx: Ctx, action: string, residentId: string, detai
  * Operators create residents directly. A family member may register a parent: they become the
  * primary of the new circle, and the registration waits for an operator's confirmation.
  */
-export async function createResident(db: Db, ctx: Ctx, input: z.infer<typeof CreateResidentSchema>) {
+export async function createResident(
+  db: Db,
+  ctx: Ctx,
+  input: z.infer<typeof CreateResidentSchema>,
+) {
   const isOperator = ctx.actor.roles.includes("operator");
   const isFamily = ctx.actor.roles.includes("family");
-  if (!isOperator && !isFamily) throw forbidden("only operators and family members register residents");
+  if (!isOperator && !isFamily)
+    throw forbidden("only operators and family members register residents");
   const asFamily = !isOperator || input.relationship !== undefined;
-  if (asFamily && !isFamily) throw forbidden("only family members register a relative with a relationship");
+  if (asFamily && !isFamily)
+    throw forbidden("only family members register a relative with a relationship");
   if (asFamily && !input.relationship) {
     throw new AppError("validation_failed", "say how you are related to the resident", {
-      issues: [{ path: "relationship", message: "required when a family member registers a resident" }],
+      issues: [
+        { path: "relationship", message: "required when a family member registers a resident" },
+      ],
     });
   }
   const now = iso(ctx.now);
@@ -113,10 +140,23 @@ export async function createResident(db: Db, ctx: Ctx, input: z.infer<typeof Cre
     if (asFamily) {
       await trx
         .insertInto("circle_members")
-        .values({ resident_id: id, user_id: ctx.actor.userId, relationship: input.relationship!, level: "primary", added_by: ctx.actor.userId, created_at: now })
+        .values({
+          resident_id: id,
+          user_id: ctx.actor.userId,
+          relationship: input.relationship!,
+          level: "primary",
+          added_by: ctx.actor.userId,
+          created_at: now,
+        })
         .execute();
     }
-    await createInitialPlan(trx, id, ctx.actor.userId, ctx.now, asFamily ? ctx.actor.userId : undefined);
+    await createInitialPlan(
+      trx,
+      id,
+      ctx.actor.userId,
+      ctx.now,
+      asFamily ? ctx.actor.userId : undefined,
+    );
     await audit(trx, ctx, "resident.create", id, { confirmed: isOperator });
   });
   return getResident(db, ctx, id);
@@ -127,7 +167,11 @@ export async function getResident(db: Executor, ctx: Ctx, residentId: string) {
   return presentResident(resident, mainRelation(relations));
 }
 
-export async function listVisibleResidents(db: Executor, ctx: Ctx, query: z.infer<typeof ResidentListQuery>) {
+export async function listVisibleResidents(
+  db: Executor,
+  ctx: Ctx,
+  query: z.infer<typeof ResidentListQuery>,
+) {
   const isOperator = ctx.actor.roles.includes("operator");
   const rows = await listResidents(db, {
     ...(isOperator ? {} : { visibleTo: ctx.actor.userId }),
@@ -137,7 +181,11 @@ export async function listVisibleResidents(db: Executor, ctx: Ctx, query: z.infe
     limit: query.limit,
     offset: query.offset,
   });
-  const levels = await circleLevelsFor(db, ctx.actor.userId, rows.map((r) => r.id));
+  const levels = await circleLevelsFor(
+    db,
+    ctx.actor.userId,
+    rows.map((r) => r.id),
+  );
   return rows.map((r) => {
     const relation: Relation | null = isOperator
       ? "operator"
@@ -146,7 +194,12 @@ export async function listVisibleResidents(db: Executor, ctx: Ctx, query: z.infe
   });
 }
 
-export async function updateProfile(db: Db, ctx: Ctx, residentId: string, patch: z.infer<typeof UpdateResidentSchema>) {
+export async function updateProfile(
+  db: Db,
+  ctx: Ctx,
+  residentId: string,
+  patch: z.infer<typeof UpdateResidentSchema>,
+) {
   await db.transaction().execute(async (trx) => {
     await authorizeResident(trx, ctx.actor, residentId, "update");
     await updateResident(trx, residentId, {
@@ -178,10 +231,18 @@ export async function updateProfile(db: Db, ctx: Ctx, residentId: string, patch:
 export async function readHealth(db: Executor, ctx: Ctx, residentId: string) {
   const { resident } = await authorizeResident(db, ctx.actor, residentId, "readHealth");
   await audit(db, ctx, "resident.health.read", residentId);
-  return { medicalNotes: resident.medical_notes, allergies: JSON.parse(resident.allergies) as string[] };
+  return {
+    medicalNotes: resident.medical_notes,
+    allergies: JSON.parse(resident.allergies) as string[],
+  };
 }
 
-export async function writeHealth(db: Db, ctx: Ctx, residentId: string, patch: z.infer<typeof HealthUpdateSchema>) {
+export async function writeHealth(
+  db: Db,
+  ctx: Ctx,
+  residentId: string,
+  patch: z.infer<typeof HealthUpdateSchema>,
+) {
   await db.transaction().execute(async (trx) => {
     await authorizeResident(trx, ctx.actor, residentId, "writeHealth");
     await updateResident(trx, residentId, {
@@ -200,7 +261,12 @@ export async function readAccessNotes(db: Executor, ctx: Ctx, residentId: string
   return { accessNotes: resident.access_notes };
 }
 
-export async function writeAccessNotes(db: Db, ctx: Ctx, residentId: string, accessNotes: string | null) {
+export async function writeAccessNotes(
+  db: Db,
+  ctx: Ctx,
+  residentId: string,
+  accessNotes: string | null,
+) {
   await db.transaction().execute(async (trx) => {
     await authorizeResident(trx, ctx.actor, residentId, "writeAccessNotes");
     await updateResident(trx, residentId, { access_notes: accessNotes, updated_at: iso(ctx.now) });
@@ -212,8 +278,13 @@ export async function writeAccessNotes(db: Db, ctx: Ctx, residentId: string, acc
 export async function confirmResident(db: Db, ctx: Ctx, residentId: string) {
   await db.transaction().execute(async (trx) => {
     const { resident } = await authorizeResident(trx, ctx.actor, residentId, "confirm");
-    if (resident.confirmed_at) throw new AppError("invalid_state", "this resident is already confirmed");
-    await updateResident(trx, residentId, { confirmed_at: iso(ctx.now), confirmed_by: ctx.actor.userId, updated_at: iso(ctx.now) });
+    if (resident.confirmed_at)
+      throw new AppError("invalid_state", "this resident is already confirmed");
+    await updateResident(trx, residentId, {
+      confirmed_at: iso(ctx.now),
+      confirmed_by: ctx.actor.userId,
+      updated_at: iso(ctx.now),
+    });
     await audit(trx, ctx, "resident.confirm", residentId);
   });
   return getResident(db, ctx, residentId);
@@ -221,12 +292,27 @@ export async function confirmResident(db: Db, ctx: Ctx, residentId: string) {
 
 /** Today's date in the resident's own time zone. */
 function localToday(timeZone: string, now: Date): string {
-  return new Intl.DateTimeFormat("en-CA", { timeZone, year: "numeric", month: "2-digit", day: "2-digit" }).format(now);
+  return new Intl.DateTimeFormat("en-CA", {
+    timeZone,
+    year: "numeric",
+    month: "2-digit",
+    day: "2-digit",
+  }).format(now);
 }
 
-export async function changeStatus(db: Db, ctx: Ctx, residentId: string, change: z.infer<typeof StatusChangeSchema>) {
+export async function changeStatus(
+  db: Db,
+  ctx: Ctx,
+  residentId: string,
+  change: z.infer<typeof StatusChangeSchema>,
+) {
   await db.transaction().execute(async (trx) => {
-    const access = await authorizeResident(trx, ctx.actor, residentId, change.status === "archived" ? "archive" : "changeStatus");
+    const access = await authorizeResident(
+      trx,
+      ctx.actor,
+      residentId,
+      change.status === "archived" ? "archive" : "changeStatus",
+    );
     const { resident } = access;
     if (resident.status === "archived" && !ctx.actor.roles.includes("operator")) {
       throw forbidden("only an operator can bring back an archived resident");
@@ -239,12 +325,25 @@ export async function changeStatus(db: Db, ctx: Ctx, residentId: string, change:
           issues: [{ path: "until", message: "must be on or after from" }],
         });
       }
-      patch = { status: "paused", paused_from: from, paused_until: change.until ?? null, status_reason: change.reason };
+      patch = {
+        status: "paused",
+        paused_from: from,
+        paused_until: change.until ?? null,
+        status_reason: change.reason,
+      };
     } else {
-      patch = { status: change.status, paused_from: null, paused_until: null, status_reason: change.reason ?? null };
+      patch = {
+        status: change.status,
+        paused_from: null,
+        paused_until: null,
+        status_reason: change.reason ?? null,
+      };
     }
     await updateResident(trx, residentId, { ...patch, updated_at: iso(ctx.now) });
-    await audit(trx, ctx, "resident.status", residentId, { from: resident.status, to: change.status });
+    await audit(trx, ctx, "resident.status", residentId, {
+      from: resident.status,
+      to: change.status,
+    });
   });
   return getResident(db, ctx, residentId);
 }
@@ -258,11 +357,17 @@ export async function createResidentAccount(
 ) {
   return db.transaction().execute(async (trx) => {
     const { resident } = await authorizeResident(trx, ctx.actor, residentId, "update");
-    if (resident.user_id) throw new AppError("already_exists", "this resident already has an account");
+    if (resident.user_id)
+      throw new AppError("already_exists", "this resident already has an account");
     const user = await createUser(
       trx,
       ctx,
-      { displayName: resident.preferred_name ?? resident.full_name, ...input, language: resident.language, timeZone: resident.time_zone },
+      {
+        displayName: resident.preferred_name ?? resident.full_name,
+        ...input,
+        language: resident.language,
+        timeZone: resident.time_zone,
+      },
       ["resident"],
     );
     await updateResident(trx, residentId, { user_id: user.id, updated_at: iso(ctx.now) });

@@ -3,7 +3,12 @@ import { recordAudit } from "../audit/audit.service";
 import { requireRole } from "../http/auth.middleware";
 import type { AppDeps } from "../http/context";
 import { createRouter, errorResponses, jsonBody, jsonResponse } from "../http/router";
-import { getSettings, settingsPatchSchema, settingsSchema, updateSettings } from "./settings.service";
+import {
+  getSettings,
+  settingsPatchSchema,
+  settingsSchema,
+  updateSettings,
+} from "./settings.service";
 
 const tags = ["Settings (operators)"];
 
@@ -15,7 +20,10 @@ export function settingsRoutes(deps: AppDeps) {
       path: "/settings",
       tags,
       summary: "Business policies in force",
-      responses: { 200: jsonResponse(settingsSchema.openapi("Settings"), "Settings"), ...errorResponses },
+      responses: {
+        200: jsonResponse(settingsSchema.openapi("Settings"), "Settings"),
+        ...errorResponses,
+      },
     }),
     async (c) => {
       requireRole(c, "operator");
@@ -39,7 +47,13 @@ export function settingsRoutes(deps: AppDeps) {
         const updated = await updateSettings(trx, patch, actor.userId, now);
         await recordAudit(
           trx,
-          { actorUserId: actor.userId, action: "settings.update", entityType: "settings", requestId: c.get("requestId"), details: patch },
+          {
+            actorUserId: actor.userId,
+            action: "settings.update",
+            entityType: "settings",
+            requestId: c.get("requestId"),
+            details: patch,
+          },
           now,
         );
         return updated;

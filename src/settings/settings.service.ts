@@ -6,12 +6,28 @@ import type { Executor } from "../db/database";
 import { AppError } from "../errors";
 
 const rules = {
-  "auth.session_ttl_hours": z.number().int().min(1).max(24 * 365),
+  "auth.session_ttl_hours": z
+    .number()
+    .int()
+    .min(1)
+    .max(24 * 365),
   "auth.login_slowdown_after": z.number().int().min(1).max(100),
   "auth.lockout_after": z.number().int().min(2).max(100),
-  "auth.lockout_minutes": z.number().int().min(1).max(24 * 60),
-  "invitations.ttl_hours": z.number().int().min(1).max(24 * 30),
-  "password_reset.ttl_minutes": z.number().int().min(5).max(24 * 60),
+  "auth.lockout_minutes": z
+    .number()
+    .int()
+    .min(1)
+    .max(24 * 60),
+  "invitations.ttl_hours": z
+    .number()
+    .int()
+    .min(1)
+    .max(24 * 30),
+  "password_reset.ttl_minutes": z
+    .number()
+    .int()
+    .min(5)
+    .max(24 * 60),
 };
 
 export type SettingKey = keyof typeof rules;
@@ -55,13 +71,16 @@ export async function updateSettings(
   now: Date,
 ): Promise<Settings> {
   const entries = Object.entries(patch).filter(([, v]) => v !== undefined);
-  if (entries.length === 0) throw new AppError("bad_request", "name at least one setting to change");
+  if (entries.length === 0)
+    throw new AppError("bad_request", "name at least one setting to change");
   for (const [key, value] of entries) {
     await db
       .insertInto("settings")
       .values({ key, value: JSON.stringify(value), updated_at: iso(now), updated_by: by })
       .onConflict((oc) =>
-        oc.column("key").doUpdateSet({ value: JSON.stringify(value), updated_at: iso(now), updated_by: by }),
+        oc
+          .column("key")
+          .doUpdateSet({ value: JSON.stringify(value), updated_at: iso(now), updated_by: by }),
       )
       .execute();
   }

@@ -25,9 +25,14 @@ export function residentInput(overrides: Record<string, unknown> = {}) {
 }
 
 /** A resident through the API: as an operator (confirmed), or as family with a relationship. */
-export async function createResident(t: TestApp, token: string, overrides: Record<string, unknown> = {}) {
+export async function createResident(
+  t: TestApp,
+  token: string,
+  overrides: Record<string, unknown> = {},
+) {
   const res = await t.request("POST", "/v1/residents", { token, body: residentInput(overrides) });
-  if (res.status !== 201) throw new Error(`resident creation failed: ${res.status} ${JSON.stringify(res.body)}`);
+  if (res.status !== 201)
+    throw new Error(`resident creation failed: ${res.status} ${JSON.stringify(res.body)}`);
   return res.body as { id: string; confirmed: boolean; myRelation: string | null };
 }
 
@@ -44,7 +49,12 @@ export async function joinCircle(
     token: primaryToken,
     body: { email: member.email, relationship, level },
   });
-  if (inv.status !== 201) throw new Error(`invite failed: ${inv.status} ${JSON.stringify(inv.body)}`);
-  const acc = await t.request("POST", "/v1/invitations/accept", { token: member.token, body: { token: inv.body.token } });
-  if (acc.status !== 200) throw new Error(`accept failed: ${acc.status} ${JSON.stringify(acc.body)}`);
+  if (inv.status !== 201)
+    throw new Error(`invite failed: ${inv.status} ${JSON.stringify(inv.body)}`);
+  const acc = await t.request("POST", "/v1/invitations/accept", {
+    token: member.token,
+    body: { token: inv.body.token },
+  });
+  if (acc.status !== 200)
+    throw new Error(`accept failed: ${acc.status} ${JSON.stringify(acc.body)}`);
 }

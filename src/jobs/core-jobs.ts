@@ -18,9 +18,19 @@ export async function registerCoreJobs(scheduler: Scheduler, db: Db): Promise<vo
       await ctx.db.transaction().execute(async (trx) => {
         // Finish first: the next run may then take the same dedupe key.
         await ctx.completeWithin(trx);
-        await scheduler.enqueue(trx, PRUNE, {}, { runAt: addMs(ctx.clock.now(), DAY), dedupeKey: PRUNE });
+        await scheduler.enqueue(
+          trx,
+          PRUNE,
+          {},
+          { runAt: addMs(ctx.clock.now(), DAY), dedupeKey: PRUNE },
+        );
       });
     },
   });
-  await scheduler.enqueue(db, PRUNE, {}, { runAt: addMs(new Date(), 3_600_000), dedupeKey: PRUNE });
+  await scheduler.enqueue(
+    db,
+    PRUNE,
+    {},
+    { runAt: addMs(scheduler.clock.now(), 3_600_000), dedupeKey: PRUNE },
+  );
 }

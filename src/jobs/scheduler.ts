@@ -75,8 +75,14 @@ export class Scheduler {
 
   constructor(private readonly options: SchedulerOptions) {}
 
+  /** The clock this scheduler judges due times by; schedule with it, not with `new Date()`. */
+  get clock(): Clock {
+    return this.options.clock;
+  }
+
   define<P>(definition: JobDefinition<P>): void {
-    if (this.definitions.has(definition.kind)) throw new Error(`job kind ${definition.kind} is defined twice`);
+    if (this.definitions.has(definition.kind))
+      throw new Error(`job kind ${definition.kind} is defined twice`);
     this.definitions.set(definition.kind, definition as JobDefinition<unknown>);
   }
 
@@ -111,7 +117,8 @@ export class Scheduler {
     this.running = true;
     if (this.options.dialect === "sqlite") {
       const released = await releaseOrphanedJobs(this.options.db, this.options.clock.now());
-      if (released > 0) this.options.logger.warn({ released }, "resumed jobs left running by a stopped process");
+      if (released > 0)
+        this.options.logger.warn({ released }, "resumed jobs left running by a stopped process");
     }
     this.schedule(0);
   }
@@ -190,7 +197,9 @@ export class Scheduler {
       limit,
       workerId: this.workerId,
       now: this.options.clock.now(),
-      leaseMs: Math.max(...[...this.definitions.values()].map((d) => d.leaseMs ?? DEFAULT_LEASE_MS)),
+      leaseMs: Math.max(
+        ...[...this.definitions.values()].map((d) => d.leaseMs ?? DEFAULT_LEASE_MS),
+      ),
       postgres: this.options.dialect === "postgres",
     });
   }
@@ -198,7 +207,11 @@ export class Scheduler {
   private async run(job: JobRow): Promise<void> {
     const { db, clock } = this.options;
     const def = this.definitions.get(job.kind);
-    const logger = this.options.logger.child({ jobId: job.id, kind: job.kind, attempt: job.attempts });
+    const logger = this.options.logger.child({
+      jobId: job.id,
+      kind: job.kind,
+      attempt: job.attempts,
+    });
     if (!def) return;
     let completedInside = false;
     const leaseMs = def.leaseMs ?? DEFAULT_LEASE_MS;
@@ -217,7 +230,8 @@ export class Scheduler {
           clock,
           logger,
           completeWithin: async (trx) => {
-            if (!(await completeJob(trx, job.id, job.fence, clock.now()))) throw new StaleJobError(job.id);
+            if (!(await completeJob(trx, job.id, job.fence, clock.now())))
+              throw new StaleJobError(job.id);
             completedInside = true;
           },
         },
@@ -233,12 +247,19 @@ export class Scheduler {
       }
       const message = error instanceof Error ? error.message : String(error);
       const backoff = (def.backoffMs ?? defaultBackoff)(job.attempts);
-      const outcome = await failJob(db, job, message, addMs(clock.now(), backoff), clock.now()).catch(
-        (e) => {
-          logger.error({ err: e }, "could not record a job failure; its lease will expire and it will run again");
-          return "stale" as const;
-        },
-      );
+      const outcome = await failJob(
+        db,
+        job,
+        message,
+        addMs(clock.now(), backoff),
+        clock.now(),
+      ).catch((e) => {
+        logger.error(
+          { err: e },
+          "could not record a job failure; its lease will expire and it will run again",
+        );
+        return "stale" as const;
+      });
       if (outcome === "dead") logger.error({ err: error }, "job failed for the last time");
       else logger.warn({ err: error, retryInMs: backoff }, "job failed; will retry");
     } finally {

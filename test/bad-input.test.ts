@@ -202,7 +202,8 @@ describe("bad input", () => {
       body: big,
     });
     expect(declared.status).toBe(413);
-    expect((await declared.json()).error.code).toBe("payload_too_large");
+    const declaredBody = (await declared.json()) as { error: { code: string } };
+    expect(declaredBody.error.code).toBe("payload_too_large");
 
     const chunked = await fetch(`${url}/v1/auth/login`, {
       method: "POST",

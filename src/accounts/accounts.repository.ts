@@ -24,6 +24,19 @@ export async function rolesOf(db: Executor, userId: string): Promise<Role[]> {
   return rows.map((r) => r.role);
 }
 
+export async function rolesOfMany(db: Executor, userIds: string[]): Promise<Map<string, Role[]>> {
+  const byUser = new Map<string, Role[]>();
+  if (userIds.length === 0) return byUser;
+  const rows = await db
+    .selectFrom("user_roles")
+    .select(["user_id", "role"])
+    .where("user_id", "in", userIds)
+    .orderBy("role")
+    .execute();
+  for (const r of rows) byUser.set(r.user_id, [...(byUser.get(r.user_id) ?? []), r.role]);
+  return byUser;
+}
+
 export async function grantRole(
   db: Executor,
   userId: string,

@@ -80,6 +80,7 @@ export function accountsRoutes(deps: AppDeps) {
       method: "post",
       path: "/auth/signup",
       tags,
+      security: [],
       summary: "Sign up as a family member",
       request: jsonBody(SignUpSchema),
       responses: {
@@ -104,6 +105,7 @@ export function accountsRoutes(deps: AppDeps) {
       method: "post",
       path: "/auth/login",
       tags,
+      security: [],
       summary: "Sign in with email or phone and password",
       request: jsonBody(LoginSchema),
       responses: {
@@ -185,6 +187,7 @@ export function accountsRoutes(deps: AppDeps) {
       method: "post",
       path: "/auth/password-reset",
       tags,
+      security: [],
       summary: "Set a new password with a one-time reset token",
       request: jsonBody(
         z.strictObject({ token: z.string().min(10).max(200), newPassword: Password }),

@@ -16,6 +16,7 @@ export const UserSchema = z
     timeZone: z.string(),
     quietHours: z.object({ start: z.string(), end: z.string() }).nullable(),
     channels: z.array(z.string()),
+    disabledAt: z.string().nullable(),
     createdAt: z.string(),
   })
   .openapi("User");

@@ -45,6 +45,7 @@ export function publicUser(row: UserRow, roles: Role[]) {
         ? { start: row.quiet_hours_start, end: row.quiet_hours_end }
         : null,
     channels: JSON.parse(row.channels) as string[],
+    disabledAt: row.disabled_at,
     createdAt: row.created_at,
   };
 }

@@ -215,6 +215,7 @@ export function circleRoutes(deps: AppDeps) {
       method: "post",
       path: "/invitations/preview",
       tags,
+      security: [],
       summary: "What an invitation link is for (no sign-in needed)",
       request: jsonBody(TokenBody),
       responses: {

@@ -35,10 +35,7 @@ export async function insertJob(db: Executor, job: EnqueueJob, now: Date): Promi
       finished_at: null,
     })
     .onConflict((oc) =>
-      oc
-        .column("dedupe_key")
-        .where(sql<boolean>`status in ('pending', 'running')`)
-        .doNothing(),
+      oc.column("dedupe_key").where(sql<boolean>`status in ('pending', 'running')`).doNothing(),
     )
     .returning("id")
     .executeTakeFirst();
@@ -59,7 +56,14 @@ export async function insertJob(db: Executor, job: EnqueueJob, now: Date): Promi
  */
 export async function claimDueJobs(
   db: Executor,
-  opts: { kinds: string[]; limit: number; workerId: string; now: Date; leaseMs: number; postgres: boolean },
+  opts: {
+    kinds: string[];
+    limit: number;
+    workerId: string;
+    now: Date;
+    leaseMs: number;
+    postgres: boolean;
+  },
 ): Promise<JobRow[]> {
   if (opts.kinds.length === 0 || opts.limit <= 0) return [];
   const now = iso(opts.now);
@@ -91,10 +95,21 @@ export async function claimDueJobs(
     .execute();
 }
 
-export async function completeJob(db: Executor, id: string, fence: number, now: Date): Promise<boolean> {
+export async function completeJob(
+  db: Executor,
+  id: string,
+  fence: number,
+  now: Date,
+): Promise<boolean> {
   const result = await db
     .updateTable("jobs")
-    .set({ status: "done", finished_at: iso(now), updated_at: iso(now), locked_by: null, locked_until: null })
+    .set({
+      status: "done",
+      finished_at: iso(now),
+      updated_at: iso(now),
+      locked_by: null,
+      locked_until: null,
+    })
     .where("id", "=", id)
     .where("fence", "=", fence)
     .where("status", "=", "running")
@@ -129,7 +144,12 @@ export async function failJob(
   return dead ? "dead" : "retry";
 }
 
-export async function extendLease(db: Executor, id: string, fence: number, until: Date): Promise<boolean> {
+export async function extendLease(
+  db: Executor,
+  id: string,
+  fence: number,
+  until: Date,
+): Promise<boolean> {
   const result = await db
     .updateTable("jobs")
     .set({ locked_until: iso(until) })

@@ -39,9 +39,11 @@ scheduler.define(
 await scheduler.start();
 // The scheduler's timers do not hold the process open (kincare's HTTP server does); this does.
 const keepAlive = setInterval(() => undefined, 60_000);
-process.stdout.write(`ready ${process.pid}\n`);
-
-process.once("SIGTERM", () => {
+// `on`, not `once`: a second SIGTERM while stopping must not fall back to the default (death).
+let stopping = false;
+process.on("SIGTERM", () => {
+  if (stopping) return;
+  stopping = true;
   clearInterval(keepAlive);
   void scheduler
     .stop()
@@ -51,3 +53,5 @@ process.once("SIGTERM", () => {
       process.exit(0);
     });
 });
+// Only once the handler is in place: the parent may send SIGTERM the moment it reads this.
+process.stdout.write(`ready ${process.pid}\n`);

@@ -414,7 +414,8 @@ describe("jobs survive crashes and restarts", () => {
     const first = worker(h.testDb);
     await first.waitFor(/ready/);
     first.child.kill("SIGTERM");
-    expect((await first.exited).code).toBe(0);
+    const firstExit = await first.exited;
+    expect(firstExit.code, `${JSON.stringify(firstExit)}\n${first.output()}`).toBe(0);
 
     const ids = await enqueueEffects(h, [{ key: "x" }, { key: "y" }]);
     expect(await statusCounts(h.db)).toEqual({ pending: 2 });

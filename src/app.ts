@@ -4,10 +4,12 @@ import { HTTPException } from "hono/http-exception";
 import { requestId } from "hono/request-id";
 import { accountsRoutes } from "./accounts/accounts.routes";
 import { usersRoutes } from "./accounts/users.routes";
+import { alertsRoutes } from "./alerts/alerts.routes";
 import { auditRoutes } from "./audit/audit.routes";
 import { carePlanRoutes } from "./careplans/careplans.routes";
 import { circleRoutes } from "./circles/circles.routes";
 import { migrationsApplied } from "./db/migrator";
+import { devicesRoutes } from "./devices/devices.routes";
 import { AppError, type ErrorCode } from "./errors";
 import { authenticate } from "./http/auth.middleware";
 import type { AppDeps } from "./http/context";
@@ -118,6 +120,8 @@ export function createApp(deps: AppDeps) {
   app.route("/v1", carePlanRoutes(deps));
   app.route("/v1", auditRoutes(deps));
   app.route("/v1", settingsRoutes(deps));
+  app.route("/v1", devicesRoutes(deps));
+  app.route("/v1", alertsRoutes(deps));
 
   docsRoutes(app, deps);
   return app;

@@ -33,6 +33,15 @@ const envSchema = z
     JOBS_POLL_MS: z.coerce.number().int().min(10).max(60_000).default(500),
     JOBS_CONCURRENCY: z.coerce.number().int().min(1).max(100).default(8),
     SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(0).default(10_000),
+    MQTT_HOST: z.string().min(1).default("0.0.0.0"),
+    MQTT_PORT: port.default(1883),
+    MQTT_PUBLIC_URL: optionalString.pipe(
+      z.url({ protocol: /^(mqtts?|tcp|ssl)$/, message: "an mqtt:// or mqtts:// URL" }).optional(),
+    ),
+    MQTT_TOPIC_PREFIX: z
+      .string()
+      .regex(/^[\w-]+(\/[\w-]+)*$/, "topic levels of letters, digits, '-' and '_', e.g. kincare/v1")
+      .default("kincare/v1"),
   })
   .superRefine((env, ctx) => {
     if (

@@ -1,14 +1,9 @@
-// Composition root: config -> database -> migrations -> scheduler -> app -> listen; clean shutdown.
+// Composition root: config -> system (database, migrations, jobs, devices, app) -> listen; clean shutdown.
 import { type ServerType, serve } from "@hono/node-server";
-import { ensureOperator } from "./accounts/accounts.service";
-import { createApp } from "./app";
 import { systemClock } from "./clock";
 import { type Config, ConfigError, loadConfig } from "./config";
-import { openDatabase } from "./db/database";
-import { migrateToLatest } from "./db/migrator";
-import { registerCoreJobs } from "./jobs/core-jobs";
-import { Scheduler } from "./jobs/scheduler";
 import { createLogger, type Logger } from "./logger";
+import { createSystem } from "./system";
 
 export interface Running {
   url: string;
@@ -16,36 +11,14 @@ export interface Running {
 }
 
 export async function start(config: Config, logger: Logger): Promise<Running> {
-  const { db, dialect, close } = openDatabase(config.database, {
-    poolSize: config.DATABASE_POOL_SIZE,
-  });
+  const system = await createSystem(config, { clock: systemClock, logger });
+  const { app, dialect } = system;
   try {
-    const applied = (await migrateToLatest(db)) ?? [];
-    for (const m of applied) logger.info({ migration: m.migrationName }, "migration applied");
+    await system.start();
   } catch (error) {
-    await close();
+    await system.stop();
     throw error;
   }
-
-  const clock = systemClock;
-  if (config.BOOTSTRAP_OPERATOR_EMAIL && config.BOOTSTRAP_OPERATOR_PASSWORD) {
-    const { created } = await ensureOperator(db, clock.now(), {
-      email: config.BOOTSTRAP_OPERATOR_EMAIL,
-      password: config.BOOTSTRAP_OPERATOR_PASSWORD,
-    });
-    if (created) logger.info("bootstrap operator account created");
-  }
-
-  const scheduler = new Scheduler({
-    db,
-    dialect,
-    clock,
-    logger: logger.child({ part: "jobs" }),
-    pollMs: config.JOBS_POLL_MS,
-    concurrency: config.JOBS_CONCURRENCY,
-  });
-  await registerCoreJobs(scheduler, db);
-  const app = createApp({ config, db, dialect, logger, clock, scheduler });
 
   const server = await new Promise<ServerType>((resolve, reject) => {
     const s = serve({ fetch: app.fetch, port: config.PORT, hostname: config.HOST }, () =>
@@ -59,7 +32,6 @@ export async function start(config: Config, logger: Logger): Promise<Running> {
       ),
     );
   });
-  await scheduler.start();
   const address = server.address();
   const port = typeof address === "object" && address ? address.port : config.PORT;
   const url = `http://${config.HOST === "0.0.0.0" ? "127.0.0.1" : config.HOST}:${port}`;
@@ -78,8 +50,7 @@ export async function start(config: Config, logger: Logger): Promise<Running> {
         );
         await Promise.race([closed, timeout]);
         if ("closeAllConnections" in server) server.closeAllConnections();
-        await scheduler.stop();
-        await close();
+        await system.stop();
         logger.info("stopped");
       })();
       return stopping;
@@ -96,27 +67,33 @@ async function main() {
     process.exit(1);
   }
   const logger = createLogger(config.LOG_LEVEL);
-  let running: Running;
-  try {
-    running = await start(config, logger);
-  } catch (error) {
+  // Signals are handled from the very start: a SIGTERM that arrives while starting (an
+  // orchestrator's quick restart) waits for the start, then stops cleanly.
+  let started: Promise<Running | undefined> = Promise.resolve(undefined);
+  let stopping = false;
+  for (const signal of ["SIGTERM", "SIGINT"] as const) {
+    process.on(signal, () => {
+      if (stopping) return;
+      stopping = true;
+      started
+        .then((running) => running?.stop())
+        .then(
+          () => process.exit(0),
+          (error) => {
+            logger.error({ err: error }, "shutdown failed");
+            process.exit(1);
+          },
+        );
+    });
+  }
+  started = start(config, logger).catch((error) => {
     logger.fatal(
       { err: error },
       error instanceof Error ? error.message : "kincare could not start",
     );
     process.exit(1);
-  }
-  for (const signal of ["SIGTERM", "SIGINT"] as const) {
-    process.once(signal, () => {
-      running.stop().then(
-        () => process.exit(0),
-        (error) => {
-          logger.error({ err: error }, "shutdown failed");
-          process.exit(1);
-        },
-      );
-    });
-  }
+  });
+  await started;
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) await main();

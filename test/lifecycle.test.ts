@@ -16,6 +16,8 @@ async function startKincare(testDb: TestDatabase, env: Record<string, string> = 
     ...testDb.env,
     PORT: String(port),
     HOST: "127.0.0.1",
+    MQTT_HOST: "127.0.0.1",
+    MQTT_PORT: "0",
     LOG_LEVEL: "info",
     PUBLIC_URL: `http://127.0.0.1:${port}`,
     BOOTSTRAP_OPERATOR_EMAIL: "",

@@ -11,6 +11,7 @@ import { migrations } from "../migrations/index";
 import { createApp } from "../src/app";
 import { loadConfig } from "../src/config";
 import { migrateToLatest, migrationsApplied } from "../src/db/migrator";
+import type { DeviceLink } from "../src/devices/link";
 import { Scheduler } from "../src/jobs/scheduler";
 import { createLogger } from "../src/logger";
 import { FakeClock } from "./helpers/clock";
@@ -126,7 +127,24 @@ describe("readiness", () => {
       pollMs: 50,
       concurrency: 1,
     });
-    return createApp({ config, db: opened.db, dialect: opened.dialect, logger, clock, scheduler });
+    // Built without the device side on purpose: an unmigrated database has no device keys yet,
+    // and readiness never reaches devices.
+    const devices: DeviceLink = {
+      hasher: { hash: () => "", verify: () => false },
+      endpoint: { url: "", topicPrefix: "" },
+      deviceChanged: () => undefined,
+      residentChanged: () => undefined,
+      sendCommand: () => Promise.reject(new Error("no devices in this test")),
+    };
+    return createApp({
+      config,
+      db: opened.db,
+      dialect: opened.dialect,
+      logger,
+      clock,
+      scheduler,
+      devices,
+    });
   }
 
   test("/readyz is not_ready before migrations, ready after, and not_ready once the database is gone", async () => {

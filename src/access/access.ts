@@ -22,6 +22,11 @@ export const residentActions = {
   manageCircle: ["operator", "primary"],
   readCarePlan: ["operator", "primary", "member", "self"],
   writeCarePlan: ["operator", "primary"],
+  viewDevices: ["operator", "primary", "member", "self"],
+  manageDevices: ["operator", "primary"],
+  readVitals: ["operator", "primary", "member", "self"],
+  viewAlerts: ["operator", "primary", "member", "self"],
+  handleAlerts: ["operator", "primary", "member"],
 } as const satisfies Record<string, readonly Relation[]>;
 
 export type ResidentAction = keyof typeof residentActions;
@@ -40,6 +45,11 @@ const describe: Record<ResidentAction, string> = {
   manageCircle: "manage this resident's family circle",
   readCarePlan: "read this resident's care plan",
   writeCarePlan: "change this resident's care plan",
+  viewDevices: "see this resident's devices",
+  manageDevices: "register, rotate, revoke or move this resident's devices",
+  readVitals: "read this resident's vital signs",
+  viewAlerts: "see this resident's alerts",
+  handleAlerts: "acknowledge or resolve this resident's alerts",
 };
 
 /** Every relationship the actor has to the resident (several: an operator may also be family). */

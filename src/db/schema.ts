@@ -5,9 +5,19 @@ import type {
   UserRolesTable,
   UsersTable,
 } from "../accounts/accounts.table";
+import type { AlertsTable, AlertTimelineTable } from "../alerts/alerts.table";
 import type { AuditLogTable } from "../audit/audit.table";
 import type { CarePlanVersionsTable } from "../careplans/careplans.table";
 import type { CircleMembersTable, InvitationsTable } from "../circles/circles.table";
+import type {
+  DeviceAssignmentsTable,
+  DeviceEventsTable,
+  DevicesTable,
+  InstanceKeysTable,
+  QuarantineTable,
+  ReadingsTable,
+  VitalStatesTable,
+} from "../devices/devices.table";
 import type { JobsTable } from "../jobs/jobs.table";
 import type { ResidentsTable } from "../residents/residents.table";
 import type { SettingsTable } from "../settings/settings.table";
@@ -24,4 +34,13 @@ export interface Database {
   audit_log: AuditLogTable;
   settings: SettingsTable;
   jobs: JobsTable;
+  instance_keys: InstanceKeysTable;
+  devices: DevicesTable;
+  device_assignments: DeviceAssignmentsTable;
+  readings: ReadingsTable;
+  device_events: DeviceEventsTable;
+  quarantine: QuarantineTable;
+  vital_states: VitalStatesTable;
+  alerts: AlertsTable;
+  alert_timeline: AlertTimelineTable;
 }

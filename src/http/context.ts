@@ -2,6 +2,7 @@ import type { Role } from "../accounts/accounts.table";
 import type { Clock } from "../clock";
 import type { Config } from "../config";
 import type { Db } from "../db/database";
+import type { DeviceLink } from "../devices/link";
 import type { Scheduler } from "../jobs/scheduler";
 import type { Logger } from "../logger";
 
@@ -13,6 +14,7 @@ export interface AppDeps {
   logger: Logger;
   clock: Clock;
   scheduler: Scheduler;
+  devices: DeviceLink;
 }
 
 export interface Actor {

@@ -1,5 +1,5 @@
 // Business policies that operators edit at run time, kept in the database with defaults here.
-// Later issues add their keys to `settingDefinitions`.
+// Later issues add their keys to `rules` and `settingDefaults`.
 import { z } from "@hono/zod-openapi";
 import { iso } from "../clock";
 import type { Executor } from "../db/database";
@@ -28,6 +28,7 @@ const rules = {
     .int()
     .min(5)
     .max(24 * 60),
+  "alerts.sos_cancel_window_s": z.number().int().min(0).max(600),
 };
 
 export type SettingKey = keyof typeof rules;
@@ -40,6 +41,8 @@ export const settingDefaults: Settings = {
   "auth.lockout_minutes": 15,
   "invitations.ttl_hours": 72,
   "password_reset.ttl_minutes": 60,
+  // An accidental press cancelled within two minutes closes the SOS (kept on record).
+  "alerts.sos_cancel_window_s": 120,
 };
 
 export const settingsSchema = z.object(rules);

@@ -2,13 +2,13 @@
 import type { AddressInfo } from "node:net";
 import { Writable } from "node:stream";
 import { type ServerType, serve } from "@hono/node-server";
-import { createApp } from "../../src/app";
+import type { createApp } from "../../src/app";
 import type { Clock } from "../../src/clock";
 import { type Config, loadConfig } from "../../src/config";
 import type { Db } from "../../src/db/database";
-import { registerCoreJobs } from "../../src/jobs/core-jobs";
-import { Scheduler } from "../../src/jobs/scheduler";
+import type { Scheduler } from "../../src/jobs/scheduler";
 import { createLogger } from "../../src/logger";
+import { createSystem, type System } from "../../src/system";
 import { FakeClock } from "./clock";
 import { createTestDatabase, migrated, type TestDatabase } from "./test-db";
 
@@ -33,6 +33,10 @@ export interface TestApp {
   clock: FakeClock;
   scheduler: Scheduler;
   config: Config;
+  /** The whole composed system: ingest, device link, broker (once started with `mqtt`). */
+  system: System;
+  /** The embedded broker's address, when started with `mqtt: true`. */
+  mqttUrl: string | undefined;
   testDb: TestDatabase;
   /** Every log line the app wrote, as parsed JSON. */
   logs: Record<string, unknown>[];
@@ -49,17 +53,25 @@ export interface TestAppOptions {
   env?: Record<string, string>;
   /** Reuse a database (to restart the app on the same data). */
   testDb?: TestDatabase;
+  /** Start the embedded MQTT broker on a free port (and the device ingest behind it). */
+  mqtt?: boolean;
+  /** Run the job scheduler's poll loop (otherwise tests run due jobs with scheduler.drain()). */
+  jobs?: boolean;
 }
 
 export async function createTestApp(options: TestAppOptions = {}): Promise<TestApp> {
   const testDb = options.testDb ?? (await createTestDatabase());
-  const { db, dialect, close } = await migrated(testDb);
+  const database = await migrated(testDb);
+  const { db, dialect } = database;
   const clock = (options.clock as FakeClock | undefined) ?? new FakeClock();
   const config = loadConfig({
     ...testDb.env,
     NODE_ENV: "test",
     LOG_LEVEL: "info",
     PUBLIC_URL: "http://kincare.test",
+    MQTT_HOST: "127.0.0.1",
+    MQTT_PORT: "0",
+    MQTT_TOPIC_PREFIX: `kctest${process.pid}x${Math.random().toString(36).slice(2, 8)}/v1`,
     ...options.env,
   });
   const lines: string[] = [];
@@ -70,9 +82,10 @@ export async function createTestApp(options: TestAppOptions = {}): Promise<TestA
     },
   });
   const logger = createLogger(config.LOG_LEVEL, sink);
-  const scheduler = new Scheduler({ db, dialect, clock, logger, pollMs: 20, concurrency: 4 });
-  await registerCoreJobs(scheduler, db);
-  const app = createApp({ config, db, dialect, logger, clock, scheduler });
+  const system = await createSystem(config, { clock, logger, database, pollMs: 20 });
+  const { app, scheduler } = system;
+  await system.start({ devices: options.mqtt ?? false, jobs: options.jobs ?? false });
+  const mqttUrl = system.broker ? `mqtt://127.0.0.1:${system.broker.port}` : undefined;
   let server: ServerType | undefined;
 
   const request = async <T>(
@@ -108,6 +121,8 @@ export async function createTestApp(options: TestAppOptions = {}): Promise<TestA
     dialect,
     clock,
     scheduler,
+    system,
+    mqttUrl,
     config,
     testDb,
     // A getter, not a Proxy over an empty array: filter/some/find consult `has`, which a
@@ -124,9 +139,8 @@ export async function createTestApp(options: TestAppOptions = {}): Promise<TestA
         );
       }),
     close: async () => {
-      await scheduler.stop();
       if (server) await new Promise((r) => server!.close(() => r(undefined)));
-      await close();
+      await system.stop();
       if (!options.testDb) await testDb.drop();
     },
   };

@@ -1,0 +1,566 @@
+// Ingest: every device message is validated, then stored with many others in one transaction
+// (group commit); its sender is answered only once that transaction committed, so a device is
+// never told "delivered" for a message that is not on disk. Events go before telemetry in every
+// batch; malformed messages are counted and kept aside in quarantine, never thrown.
+import type { Raised } from "../alerts/alerts.service";
+import { currentPlan } from "../careplans/careplans.service";
+import type { Clock } from "../clock";
+import { iso } from "../clock";
+import type { Db, Executor } from "../db/database";
+import { newId } from "../ids";
+import type { Logger } from "../logger";
+import type { SecretHasher } from "./credentials";
+import { deviceOfflineKey, markDevicesSeen } from "./device-health";
+import type { VitalStatesTable } from "./devices.table";
+import {
+  type DeviceEvent,
+  type Heartbeat,
+  MAX_PAYLOAD_BYTES,
+  parseCmdAck,
+  parseEvent,
+  parseHeartbeat,
+  parseStatus,
+  parseTelemetry,
+  parseTopic,
+  Rejection,
+  type Telemetry,
+} from "./protocol";
+import {
+  applyEventRules,
+  applyVitalRule,
+  type ResidentContext,
+  stateRow,
+  type VitalState,
+} from "./rules";
+
+type Done = { resolve: () => void; reject: (error: Error) => void };
+
+type Item =
+  | { kind: "telemetry"; deviceId: string; telemetry: Telemetry; done: Done }
+  | { kind: "event"; deviceId: string; event: DeviceEvent; done: Done }
+  | { kind: "status"; deviceId: string; status: "online" | "offline"; done: Done }
+  | {
+      kind: "quarantine";
+      deviceId: string | null;
+      topic: string;
+      reason: string;
+      detail: string;
+      payload: string;
+      done: Done;
+    };
+
+interface CachedDevice {
+  status: "active" | "revoked";
+  secretHash: string;
+  assignments: { residentId: string; from: string; to: string | null }[];
+  expires: number;
+}
+
+export interface CommittedEffects {
+  /** New SOS presses stored (one per device message), to tell each device its alarm arrived. */
+  sosReceived: { deviceId: string; msgId: string; alertId: string }[];
+  raised: Raised[];
+}
+
+export interface IngestOptions {
+  db: Db;
+  clock: Clock;
+  logger: Logger;
+  hasher: SecretHasher;
+  topicPrefix: string;
+  settings: () => Promise<{ sosCancelWindowS: number }>;
+  onCommitted?: (effects: CommittedEffects) => void;
+  maxBatch?: number;
+  cacheTtlMs?: number;
+}
+
+export interface IngestStats {
+  stored: number;
+  duplicates: number;
+  batches: number;
+  quarantined: Record<string, number>;
+  failedBatches: number;
+}
+
+const CHUNK = 500;
+
+export class Ingest {
+  readonly stats: IngestStats = {
+    stored: 0,
+    duplicates: 0,
+    batches: 0,
+    quarantined: {},
+    failedBatches: 0,
+  };
+  private events: Item[] = [];
+  private others: Item[] = [];
+  private flushing = false;
+  private scheduled = false;
+  private stopped = false;
+  private idle: (() => void)[] = [];
+  private readonly devices = new Map<string, CachedDevice>();
+  private readonly residents = new Map<string, { ctx: ResidentContext; expires: number }>();
+  private readonly vitals = new Map<string, VitalState>();
+  private readonly seen = new Map<string, string>();
+  private seenTimer: NodeJS.Timeout | undefined;
+  private readonly maxBatch: number;
+  private readonly ttl: number;
+
+  constructor(private readonly o: IngestOptions) {
+    this.maxBatch = o.maxBatch ?? 2000;
+    this.ttl = o.cacheTtlMs ?? 5_000;
+    this.seenTimer = setInterval(() => void this.flushSeen(), 5_000);
+    this.seenTimer.unref?.();
+  }
+
+  /** Checks a device's credentials (MQTT username = device id, password = secret). */
+  async authenticate(deviceId: string, secret: string): Promise<boolean> {
+    const device = await this.device(deviceId);
+    return (
+      device !== null &&
+      device.status === "active" &&
+      this.o.hasher.verify(secret, device.secretHash)
+    );
+  }
+
+  /** Forgets what is cached about a device (after rotate, revoke, reassign in this process). */
+  forgetDevice(deviceId: string): void {
+    this.devices.delete(deviceId);
+  }
+
+  forgetResident(residentId: string): void {
+    this.residents.delete(residentId);
+  }
+
+  /**
+   * Takes one message as received on `topic`. Resolves once it is committed (stored, recognised
+   * as a duplicate, or quarantined); rejects only if it could not be committed at all.
+   */
+  submit(topic: string, payload: Buffer): Promise<void> {
+    if (this.stopped) return Promise.reject(new Error("ingest is stopped"));
+    return new Promise<void>((resolve, reject) => {
+      const done = { resolve, reject };
+      const item = this.parse(topic, payload, done);
+      if (!item) {
+        resolve();
+        return;
+      }
+      if (item.kind === "event" || item.kind === "status") this.events.push(item);
+      else this.others.push(item);
+      this.schedule();
+    });
+  }
+
+  /** Waits for everything submitted so far to be committed. */
+  async drain(): Promise<void> {
+    if (!this.flushing && this.events.length === 0 && this.others.length === 0) return;
+    await new Promise<void>((r) => this.idle.push(r));
+  }
+
+  async stop(): Promise<void> {
+    await this.drain();
+    this.stopped = true;
+    if (this.seenTimer) clearInterval(this.seenTimer);
+    await this.flushSeen();
+  }
+
+  private parse(topic: string, payload: Buffer, done: Done): Item | null {
+    const now = this.o.clock.now();
+    const parsed = parseTopic(this.o.topicPrefix, topic);
+    const quarantine = (deviceId: string | null, error: unknown): Item => {
+      const reason = error instanceof Rejection ? error.reason : "bad_shape";
+      const detail = error instanceof Error ? error.message : String(error);
+      return {
+        kind: "quarantine",
+        deviceId,
+        topic: topic.slice(0, 300),
+        reason,
+        detail,
+        payload: payload.subarray(0, 2048).toString("utf8"),
+        done,
+      };
+    };
+    if (!parsed)
+      return quarantine(null, new Rejection("unknown_topic", "not a kincare device topic"));
+    const { deviceId, channel } = parsed;
+    try {
+      switch (channel) {
+        case "telemetry":
+          return { kind: "telemetry", deviceId, telemetry: parseTelemetry(payload, now), done };
+        case "event":
+          return { kind: "event", deviceId, event: parseEvent(payload, now), done };
+        case "status":
+          return { kind: "status", deviceId, status: parseStatus(payload), done };
+        case "heartbeat":
+          this.noteHeartbeat(deviceId, parseHeartbeat(payload, now));
+          return null;
+        case "cmd/ack":
+          parseCmdAck(payload);
+          this.seen.set(deviceId, iso(now));
+          return null;
+      }
+    } catch (error) {
+      if (payload.length > MAX_PAYLOAD_BYTES && !(error instanceof Rejection))
+        return quarantine(deviceId, new Rejection("too_large", "payload too large"));
+      return quarantine(deviceId, error);
+    }
+  }
+
+  private heartbeats = new Map<string, Heartbeat>();
+  private noteHeartbeat(deviceId: string, hb: Heartbeat) {
+    this.heartbeats.set(deviceId, hb);
+    this.seen.set(deviceId, iso(this.o.clock.now()));
+  }
+
+  private schedule() {
+    if (this.scheduled || this.flushing) return;
+    this.scheduled = true;
+    // One tick lets the messages that arrived together share a commit.
+    setImmediate(() => {
+      this.scheduled = false;
+      void this.flush();
+    });
+  }
+
+  private async flush(): Promise<void> {
+    if (this.flushing) return;
+    this.flushing = true;
+    try {
+      while (this.events.length > 0 || this.others.length > 0) {
+        const batch = this.events.splice(0, this.events.length);
+        batch.push(...this.others.splice(0, Math.max(0, this.maxBatch - batch.length)));
+        await this.commitBatch(batch);
+      }
+    } finally {
+      this.flushing = false;
+      for (const resolve of this.idle.splice(0)) resolve();
+    }
+  }
+
+  private async commitBatch(batch: Item[]): Promise<void> {
+    try {
+      const effects = await this.store(batch);
+      this.stats.batches++;
+      for (const item of batch) item.done.resolve();
+      this.afterCommit(effects);
+    } catch (error) {
+      // One bad message must not sink the others: try each alone, and fail only those that fail.
+      this.stats.failedBatches++;
+      this.vitals.clear();
+      this.o.logger.warn(
+        { err: error, size: batch.length },
+        "a batch failed to commit; retrying its messages one by one",
+      );
+      if (batch.length === 1) {
+        batch[0]!.done.reject(error instanceof Error ? error : new Error(String(error)));
+        return;
+      }
+      for (const item of batch) {
+        try {
+          const effects = await this.store([item]);
+          item.done.resolve();
+          this.afterCommit(effects);
+        } catch (e) {
+          this.vitals.clear();
+          this.o.logger.error(
+            { err: e, kind: item.kind },
+            "a device message could not be stored; the device will send it again",
+          );
+          item.done.reject(e instanceof Error ? e : new Error(String(e)));
+        }
+      }
+    }
+  }
+
+  private afterCommit(effects: CommittedEffects & { vitals: Map<string, VitalState> }) {
+    for (const [key, state] of effects.vitals) this.vitals.set(key, state);
+    if (effects.sosReceived.length > 0 || effects.raised.length > 0) this.o.onCommitted?.(effects);
+  }
+
+  private async store(
+    batch: Item[],
+  ): Promise<CommittedEffects & { vitals: Map<string, VitalState> }> {
+    const now = this.o.clock.now();
+    const receivedAt = iso(now);
+    const settings = await this.o.settings();
+    const effects: CommittedEffects & { vitals: Map<string, VitalState> } = {
+      sosReceived: [],
+      raised: [],
+      vitals: new Map(),
+    };
+    // Resolve devices and residents before the transaction: cache reads, no writes.
+    const quarantined: Item[] = [];
+    const accepted: { item: Exclude<Item, { kind: "quarantine" }>; residentId: string }[] = [];
+    for (const item of batch) {
+      if (item.kind === "quarantine") {
+        quarantined.push(item);
+        continue;
+      }
+      const device = await this.device(item.deviceId);
+      if (device?.status !== "active") {
+        quarantined.push({
+          kind: "quarantine",
+          deviceId: item.deviceId,
+          topic: item.kind,
+          reason: "unknown_device",
+          detail: "no active device with this id",
+          payload: "",
+          done: item.done,
+        });
+        continue;
+      }
+      const at =
+        item.kind === "telemetry"
+          ? item.telemetry.measuredAt
+          : item.kind === "event"
+            ? item.event.occurredAt
+            : receivedAt;
+      const assignment =
+        device.assignments.find((a) => a.from <= at && (a.to === null || at < a.to)) ??
+        device.assignments.at(-1);
+      if (!assignment) continue;
+      accepted.push({ item, residentId: assignment.residentId });
+      this.seen.set(item.deviceId, receivedAt);
+    }
+    const contexts = new Map<string, ResidentContext>();
+    for (const { residentId } of accepted) {
+      if (!contexts.has(residentId))
+        contexts.set(residentId, await this.residentContext(residentId));
+    }
+
+    await this.o.db.transaction().execute(async (trx) => {
+      const readingRows = accepted.flatMap(({ item, residentId }) =>
+        item.kind === "telemetry"
+          ? item.telemetry.readings.map((r) => ({
+              resident_id: residentId,
+              device_id: item.deviceId,
+              msg_id: item.telemetry.msgId,
+              type: r.type,
+              value: r.value,
+              unit: r.unit,
+              measured_at: r.measuredAt,
+              received_at: receivedAt,
+            }))
+          : [],
+      );
+      const newReadings = new Set<string>();
+      for (let i = 0; i < readingRows.length; i += CHUNK) {
+        const rows = await trx
+          .insertInto("readings")
+          .values(readingRows.slice(i, i + CHUNK))
+          .onConflict((oc) => oc.columns(["device_id", "msg_id", "type"]).doNothing())
+          .returning(["device_id", "msg_id", "type"])
+          .execute();
+        for (const r of rows) newReadings.add(`${r.device_id}\u0000${r.msg_id}\u0000${r.type}`);
+      }
+      this.stats.stored += newReadings.size;
+      this.stats.duplicates += readingRows.length - newReadings.size;
+
+      const eventRows = accepted.flatMap(({ item, residentId }) =>
+        item.kind === "event"
+          ? [
+              {
+                resident_id: residentId,
+                device_id: item.deviceId,
+                msg_id: item.event.msgId,
+                type: item.event.type,
+                occurred_at: item.event.occurredAt,
+                received_at: receivedAt,
+              },
+            ]
+          : [],
+      );
+      const newEvents = new Set<string>();
+      if (eventRows.length > 0) {
+        const rows = await trx
+          .insertInto("device_events")
+          .values(eventRows)
+          .onConflict((oc) => oc.columns(["device_id", "msg_id"]).doNothing())
+          .returning(["device_id", "msg_id"])
+          .execute();
+        for (const r of rows) newEvents.add(`${r.device_id}\u0000${r.msg_id}`);
+      }
+
+      if (quarantined.length > 0) {
+        await trx
+          .insertInto("quarantine")
+          .values(
+            quarantined.map((q) => {
+              const item = q as Extract<Item, { kind: "quarantine" }>;
+              return {
+                id: newId(),
+                device_id: item.deviceId,
+                topic: item.topic,
+                reason: item.reason,
+                detail: item.detail.slice(0, 500),
+                payload: item.payload,
+                received_at: receivedAt,
+              };
+            }),
+          )
+          .execute();
+      }
+
+      // Rules, in arrival order, only for what is new: a device's retry raises nothing twice.
+      for (const { item, residentId } of accepted) {
+        const ctx = contexts.get(residentId)!;
+        if (item.kind === "event" && newEvents.has(`${item.deviceId}\u0000${item.event.msgId}`)) {
+          const result = await applyEventRules(
+            trx,
+            ctx,
+            { deviceId: item.deviceId, ...item.event },
+            now,
+            settings,
+          );
+          if (result.raised) effects.raised.push(result.raised);
+          if (item.event.type === "sos" && result.raised) {
+            effects.sosReceived.push({
+              deviceId: item.deviceId,
+              msgId: item.event.msgId,
+              alertId: result.raised.alert.id,
+            });
+          }
+        } else if (item.kind === "telemetry") {
+          for (const reading of item.telemetry.readings) {
+            if (
+              !newReadings.has(`${item.deviceId}\u0000${item.telemetry.msgId}\u0000${reading.type}`)
+            )
+              continue;
+            const key = `${residentId}\u0000${reading.type}`;
+            const before =
+              effects.vitals.get(key) ?? (await this.vitalState(trx, residentId, reading.type));
+            const after = await applyVitalRule(
+              trx,
+              ctx,
+              { ...reading, deviceId: item.deviceId, msgId: item.telemetry.msgId },
+              before,
+              now,
+            );
+            if (after !== before) effects.vitals.set(key, after);
+          }
+        } else if (item.kind === "status") {
+          await markDevicesSeen(
+            trx,
+            [{ deviceId: item.deviceId, at: receivedAt, connection: item.status }],
+            now,
+          );
+        }
+      }
+      for (const [key, state] of effects.vitals) {
+        const [residentId, type] = key.split("\u0000") as [string, string];
+        const row: VitalStatesTable = stateRow(residentId, type, state, now);
+        await trx
+          .insertInto("vital_states")
+          .values(row)
+          .onConflict((oc) =>
+            oc.columns(["resident_id", "type"]).doUpdateSet({
+              level: row.level,
+              outside_count: row.outside_count,
+              outside_since: row.outside_since,
+              updated_at: row.updated_at,
+            }),
+          )
+          .execute();
+      }
+    });
+    for (const q of quarantined) {
+      const reason = (q as Extract<Item, { kind: "quarantine" }>).reason;
+      this.stats.quarantined[reason] = (this.stats.quarantined[reason] ?? 0) + 1;
+    }
+    return effects;
+  }
+
+  private async vitalState(db: Executor, residentId: string, type: string): Promise<VitalState> {
+    const cached = this.vitals.get(`${residentId}\u0000${type}`);
+    if (cached) return cached;
+    const row = await db
+      .selectFrom("vital_states")
+      .selectAll()
+      .where("resident_id", "=", residentId)
+      .where("type", "=", type)
+      .executeTakeFirst();
+    return row
+      ? {
+          level: row.level,
+          outsideCount: row.outside_count,
+          outsideSince: row.outside_since,
+          lastMeasuredAt: row.updated_at,
+        }
+      : { level: "normal", outsideCount: 0, outsideSince: null, lastMeasuredAt: "" };
+  }
+
+  private async device(deviceId: string): Promise<CachedDevice | null> {
+    const cached = this.devices.get(deviceId);
+    if (cached && cached.expires > Date.now()) return cached;
+    const row = await this.o.db
+      .selectFrom("devices")
+      .select(["status", "secret_hash"])
+      .where("id", "=", deviceId)
+      .executeTakeFirst();
+    if (!row) {
+      this.devices.delete(deviceId);
+      return null;
+    }
+    const assignments = await this.o.db
+      .selectFrom("device_assignments")
+      .select(["resident_id", "from_at", "to_at"])
+      .where("device_id", "=", deviceId)
+      .orderBy("from_at")
+      .execute();
+    const entry: CachedDevice = {
+      status: row.status,
+      secretHash: row.secret_hash,
+      assignments: assignments.map((a) => ({
+        residentId: a.resident_id,
+        from: a.from_at,
+        to: a.to_at,
+      })),
+      expires: Date.now() + this.ttl,
+    };
+    this.devices.set(deviceId, entry);
+    return entry;
+  }
+
+  private async residentContext(residentId: string): Promise<ResidentContext> {
+    const cached = this.residents.get(residentId);
+    if (cached && cached.expires > Date.now()) return cached.ctx;
+    const resident = await this.o.db
+      .selectFrom("residents")
+      .select(["status", "time_zone"])
+      .where("id", "=", residentId)
+      .executeTakeFirstOrThrow();
+    const plan = await currentPlan(this.o.db, residentId);
+    const ctx: ResidentContext = {
+      residentId,
+      status: resident.status,
+      timeZone: resident.time_zone,
+      plan: plan.plan,
+    };
+    this.residents.set(residentId, { ctx, expires: Date.now() + this.ttl });
+    return ctx;
+  }
+
+  /** Writes when devices were last heard from: every few seconds rather than per message. */
+  async flushSeen(): Promise<void> {
+    if (this.seen.size === 0) return;
+    const seen = [...this.seen].map(([deviceId, at]) => {
+      const hb = this.heartbeats.get(deviceId);
+      return { deviceId, at, ...(hb ? { battery: hb.battery, rssi: hb.rssi } : {}) };
+    });
+    this.seen.clear();
+    this.heartbeats.clear();
+    try {
+      await this.o.db
+        .transaction()
+        .execute((trx) => markDevicesSeen(trx, seen, this.o.clock.now()));
+    } catch (error) {
+      this.o.logger.warn(
+        { err: error },
+        "could not record when devices were last seen; will retry",
+      );
+      for (const s of seen) if (!this.seen.has(s.deviceId)) this.seen.set(s.deviceId, s.at);
+    }
+  }
+}
+
+export { deviceOfflineKey };

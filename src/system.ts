@@ -1,0 +1,159 @@
+// Builds the whole of kincare from its configuration: database, migrations, scheduler, device
+// ingest and broker, HTTP app. main.ts runs it; tests build it with a fake clock and their own
+// database. start() begins serving jobs and devices; stop() ends them in order.
+import { ensureOperator } from "./accounts/accounts.service";
+import { createApp } from "./app";
+import type { Clock } from "./clock";
+import type { Config } from "./config";
+import { type OpenedDatabase, openDatabase } from "./db/database";
+import { migrateToLatest } from "./db/migrator";
+import { type EmbeddedBroker, startEmbeddedBroker } from "./devices/broker";
+import { loadSecretHasher } from "./devices/credentials";
+import { sweepSilentDevices } from "./devices/device-health";
+import { Ingest } from "./devices/ingest";
+import { commandPayload, type DeviceLink } from "./devices/link";
+import { topicFor } from "./devices/protocol";
+import { registerCoreJobs } from "./jobs/core-jobs";
+import { defineRecurring } from "./jobs/recurring";
+import { Scheduler } from "./jobs/scheduler";
+import type { Logger } from "./logger";
+import { getSettings } from "./settings/settings.service";
+
+export interface SystemOptions {
+  clock: Clock;
+  logger: Logger;
+  /** An already opened database (tests); otherwise the one DATABASE_URL names. */
+  database?: OpenedDatabase;
+  /** Scheduler poll interval; defaults to JOBS_POLL_MS. */
+  pollMs?: number;
+}
+
+export type System = Awaited<ReturnType<typeof createSystem>>;
+
+export async function createSystem(config: Config, options: SystemOptions) {
+  const { clock, logger } = options;
+  const database =
+    options.database ?? openDatabase(config.database, { poolSize: config.DATABASE_POOL_SIZE });
+  const { db, dialect } = database;
+  try {
+    const applied = (await migrateToLatest(db)) ?? [];
+    for (const m of applied) logger.info({ migration: m.migrationName }, "migration applied");
+  } catch (error) {
+    await database.close();
+    throw error;
+  }
+  if (config.BOOTSTRAP_OPERATOR_EMAIL && config.BOOTSTRAP_OPERATOR_PASSWORD) {
+    const { created } = await ensureOperator(db, clock.now(), {
+      email: config.BOOTSTRAP_OPERATOR_EMAIL,
+      password: config.BOOTSTRAP_OPERATOR_PASSWORD,
+    });
+    if (created) logger.info("bootstrap operator account created");
+  }
+
+  const scheduler = new Scheduler({
+    db,
+    dialect,
+    clock,
+    logger: logger.child({ part: "jobs" }),
+    pollMs: options.pollMs ?? config.JOBS_POLL_MS,
+    concurrency: config.JOBS_CONCURRENCY,
+  });
+  await registerCoreJobs(scheduler, db);
+  await defineRecurring(scheduler, db, {
+    kind: "devices.silence_sweep",
+    everyMs: 60_000,
+    async run(ctx) {
+      const raised = await ctx.db
+        .transaction()
+        .execute((trx) => sweepSilentDevices(trx, ctx.clock.now()));
+      if (raised > 0) ctx.logger.info({ raised }, "devices fell silent");
+    },
+  });
+
+  const hasher = await loadSecretHasher(db);
+  let broker: EmbeddedBroker | undefined;
+  const topicPrefix = config.MQTT_TOPIC_PREFIX;
+  const mqttLogger = logger.child({ part: "mqtt" });
+
+  const link: DeviceLink = {
+    hasher,
+    endpoint: { url: "", topicPrefix },
+    deviceChanged(deviceId, { disconnect }) {
+      ingest.forgetDevice(deviceId);
+      if (disconnect) broker?.disconnect(deviceId);
+    },
+    residentChanged(residentId) {
+      ingest.forgetResident(residentId);
+    },
+    async sendCommand(deviceId, type, fields) {
+      const { cmdId, payload } = commandPayload(type, fields);
+      if (!broker) throw new Error("the MQTT broker is not running");
+      await broker.publish(topicFor(topicPrefix, deviceId, "cmd"), payload, 1);
+      return cmdId;
+    },
+  };
+
+  const ingest = new Ingest({
+    db,
+    clock,
+    logger: mqttLogger,
+    hasher,
+    topicPrefix,
+    settings: async () => ({
+      sosCancelWindowS: (await getSettings(db))["alerts.sos_cancel_window_s"],
+    }),
+    onCommitted(effects) {
+      if (effects.raised.some((r) => r.created)) scheduler.nudge();
+      // Tell each pressing device its alarm reached kincare (a person's acknowledgement comes later).
+      for (const sos of effects.sosReceived) {
+        link
+          .sendCommand(sos.deviceId, "sos_received", { alertId: sos.alertId, msgId: sos.msgId })
+          .catch((error: Error) =>
+            mqttLogger.warn(
+              { err: error, deviceId: sos.deviceId },
+              "could not tell a device its SOS arrived",
+            ),
+          );
+      }
+    },
+  });
+
+  const app = createApp({ config, db, dialect, logger, clock, scheduler, devices: link });
+
+  return {
+    config,
+    db,
+    dialect,
+    clock,
+    logger,
+    scheduler,
+    ingest,
+    link,
+    app,
+    get broker() {
+      return broker;
+    },
+    /** Opens the MQTT side and starts running jobs (tests may start either alone). */
+    async start(parts: { devices?: boolean; jobs?: boolean } = {}) {
+      if (parts.devices ?? true) {
+        broker = await startEmbeddedBroker({
+          host: config.MQTT_HOST,
+          port: config.MQTT_PORT,
+          topicPrefix,
+          ingest,
+          logger: mqttLogger,
+        });
+        const publicHost = new URL(config.PUBLIC_URL).hostname;
+        link.endpoint.url = config.MQTT_PUBLIC_URL ?? `mqtt://${publicHost}:${broker.port}`;
+        mqttLogger.info({ port: broker.port, topicPrefix }, "embedded MQTT broker is listening");
+      }
+      if (parts.jobs ?? true) await scheduler.start();
+    },
+    async stop() {
+      await broker?.close();
+      await ingest.stop();
+      await scheduler.stop();
+      await database.close();
+    },
+  };
+}

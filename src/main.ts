@@ -3,7 +3,6 @@ import { type ServerType, serve } from "@hono/node-server";
 import { systemClock } from "./clock";
 import { type Config, ConfigError, loadConfig } from "./config";
 import { createLogger, type Logger } from "./logger";
-import { createSystem } from "./system";
 
 export interface Running {
   url: string;
@@ -11,6 +10,8 @@ export interface Running {
 }
 
 export async function start(config: Config, logger: Logger): Promise<Running> {
+  // Loaded only once the configuration is known to be good, so a bad value is reported at once.
+  const { createSystem } = await import("./system");
   const system = await createSystem(config, { clock: systemClock, logger });
   const { app, dialect } = system;
   try {

@@ -33,6 +33,22 @@ const envSchema = z
     JOBS_POLL_MS: z.coerce.number().int().min(10).max(60_000).default(500),
     JOBS_CONCURRENCY: z.coerce.number().int().min(1).max(100).default(8),
     SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(0).default(10_000),
+    MQTT_URL: optionalString.pipe(
+      z.url({ protocol: /^(mqtts?|tcp|ssl)$/, message: "an mqtt:// or mqtts:// URL" }).optional(),
+    ),
+    MQTT_USERNAME: optionalString,
+    MQTT_PASSWORD: optionalString,
+    MQTT_CLIENT_ID: z
+      .string()
+      .regex(/^[\w.-]{1,48}$/, "letters, digits, '.', '-' and '_' (at most 48)")
+      .default("kincare"),
+    MQTT_SHARED_GROUP: optionalString.pipe(
+      z
+        .string()
+        .regex(/^[\w-]{1,64}$/, "letters, digits, '-' and '_'")
+        .optional(),
+    ),
+    MQTT_INGEST_CONNECTIONS: z.coerce.number().int().min(1).max(64).default(4),
     MQTT_HOST: z.string().min(1).default("0.0.0.0"),
     MQTT_PORT: port.default(1883),
     MQTT_PUBLIC_URL: optionalString.pipe(

@@ -10,6 +10,7 @@ import { migrateToLatest } from "./db/migrator";
 import { type EmbeddedBroker, startEmbeddedBroker } from "./devices/broker";
 import { loadSecretHasher } from "./devices/credentials";
 import { sweepSilentDevices } from "./devices/device-health";
+import { type ExternalLink, startExternalLink } from "./devices/external";
 import { Ingest } from "./devices/ingest";
 import { commandPayload, type DeviceLink } from "./devices/link";
 import { topicFor } from "./devices/protocol";
@@ -72,6 +73,7 @@ export async function createSystem(config: Config, options: SystemOptions) {
 
   const hasher = await loadSecretHasher(db);
   let broker: EmbeddedBroker | undefined;
+  let external: ExternalLink | undefined;
   const topicPrefix = config.MQTT_TOPIC_PREFIX;
   const mqttLogger = logger.child({ part: "mqtt" });
 
@@ -87,8 +89,9 @@ export async function createSystem(config: Config, options: SystemOptions) {
     },
     async sendCommand(deviceId, type, fields) {
       const { cmdId, payload } = commandPayload(type, fields);
-      if (!broker) throw new Error("the MQTT broker is not running");
-      await broker.publish(topicFor(topicPrefix, deviceId, "cmd"), payload, 1);
+      const carrier = broker ?? external;
+      if (!carrier) throw new Error("the MQTT side is not running");
+      await carrier.publish(topicFor(topicPrefix, deviceId, "cmd"), payload, 1);
       return cmdId;
     },
   };
@@ -135,22 +138,47 @@ export async function createSystem(config: Config, options: SystemOptions) {
     },
     /** Opens the MQTT side and starts running jobs (tests may start either alone). */
     async start(parts: { devices?: boolean; jobs?: boolean } = {}) {
-      if (parts.devices ?? true) {
-        broker = await startEmbeddedBroker({
-          host: config.MQTT_HOST,
-          port: config.MQTT_PORT,
+      if (parts.devices ?? true) await this.startDevices();
+      if (parts.jobs ?? true) await scheduler.start();
+    },
+    /** The MQTT side alone: the embedded broker, or the sessions on the external broker. */
+    async startDevices() {
+      if (config.MQTT_URL) {
+        external = await startExternalLink({
+          url: config.MQTT_URL,
+          username: config.MQTT_USERNAME,
+          password: config.MQTT_PASSWORD,
+          clientId: config.MQTT_CLIENT_ID,
+          sharedGroup: config.MQTT_SHARED_GROUP,
+          telemetryConnections: config.MQTT_INGEST_CONNECTIONS,
           topicPrefix,
           ingest,
           logger: mqttLogger,
         });
-        const publicHost = new URL(config.PUBLIC_URL).hostname;
-        link.endpoint.url = config.MQTT_PUBLIC_URL ?? `mqtt://${publicHost}:${broker.port}`;
-        mqttLogger.info({ port: broker.port, topicPrefix }, "embedded MQTT broker is listening");
+        link.endpoint.url = config.MQTT_PUBLIC_URL ?? config.MQTT_URL;
+        return;
       }
-      if (parts.jobs ?? true) await scheduler.start();
+      broker = await startEmbeddedBroker({
+        host: config.MQTT_HOST,
+        port: config.MQTT_PORT,
+        topicPrefix,
+        ingest,
+        logger: mqttLogger,
+      });
+      const publicHost = new URL(config.PUBLIC_URL).hostname;
+      link.endpoint.url = config.MQTT_PUBLIC_URL ?? `mqtt://${publicHost}:${broker.port}`;
+      mqttLogger.info({ port: broker.port, topicPrefix }, "embedded MQTT broker is listening");
     },
-    async stop() {
+    /** Closes the MQTT side; on an external broker the sessions stay unless told to end them. */
+    async stopDevices(opts: { endMqttSessions?: boolean } = {}) {
+      await external?.close({ endSessions: opts.endMqttSessions ?? false });
+      external = undefined;
       await broker?.close();
+      broker = undefined;
+      await ingest.drain();
+    },
+    async stop(opts: { endMqttSessions?: boolean } = {}) {
+      await this.stopDevices(opts);
       await ingest.stop();
       await scheduler.stop();
       await database.close();

@@ -6,6 +6,7 @@ import {
   connectDevice,
   event,
   nextMessage,
+  publish,
   type Registered,
   registerDevice,
   telemetry,
@@ -55,9 +56,9 @@ async function alertsOf(h: Home) {
 
 let seq = 0;
 const send = (h: Home, type: string) =>
-  h.client.publishAsync(`${h.device.topicRoot}event`, event(t, `ev-${++seq}`, type), { qos: 1 });
+  publish(t, h.client, `${h.device.topicRoot}event`, event(t, `ev-${++seq}`, type), { qos: 1 });
 const vital = (h: Home, readings: unknown[]) =>
-  h.client.publishAsync(`${h.device.topicRoot}telemetry`, telemetry(t, `tm-${++seq}`, readings), {
+  publish(t, h.client, `${h.device.topicRoot}telemetry`, telemetry(t, `tm-${++seq}`, readings), {
     qos: 1,
   });
 
@@ -235,21 +236,23 @@ describe("device health", () => {
         retain: true,
       },
     });
-    await client.publishAsync(`${device.topicRoot}status`, "online", { qos: 1, retain: true });
+    await publish(t, client, `${device.topicRoot}status`, "online", { qos: 1, retain: true });
     client.stream.destroy(); // no DISCONNECT packet: the broker sends the will
     const h = { daughter, residentId } as Home;
     await waitFor(async () =>
       (await alertsOf(h)).some((a) => a.kind === "device_offline" && a.status === "open"),
     );
     const again = await connectDevice(t, device);
-    await again.publishAsync(`${device.topicRoot}status`, "online", { qos: 1, retain: true });
+    await publish(t, again, `${device.topicRoot}status`, "online", { qos: 1, retain: true });
     await waitFor(async () => (await alertsOf(h)).every((a) => a.status === "resolved"));
     await again.endAsync();
   });
 
   it("a device silent for twice its heartbeat interval is found by the durable sweep", async () => {
     const h = await home("motion_sensor");
-    await h.client.publishAsync(
+    await publish(
+      t,
+      h.client,
       `${h.device.topicRoot}heartbeat`,
       JSON.stringify({ ts: t.clock.now().getTime(), battery: 80, rssi: -60 }),
       { qos: 1 },

@@ -18,6 +18,9 @@ async function startKincare(testDb: TestDatabase, env: Record<string, string> = 
     HOST: "127.0.0.1",
     MQTT_HOST: "127.0.0.1",
     MQTT_PORT: "0",
+    // On an external broker (MQTT_URL in CI), sessions and topics of their own.
+    MQTT_CLIENT_ID: `kclife-${process.pid}-${port}`,
+    MQTT_TOPIC_PREFIX: `kclife${process.pid}x${port}/v1`,
     LOG_LEVEL: "info",
     PUBLIC_URL: `http://127.0.0.1:${port}`,
     BOOTSTRAP_OPERATOR_EMAIL: "",

@@ -2,6 +2,7 @@
 // (group commit); its sender is answered only once that transaction committed, so a device is
 // never told "delivered" for a message that is not on disk. Events go before telemetry in every
 // batch; malformed messages are counted and kept aside in quarantine, never thrown.
+import { PostgresAdapter, sql } from "kysely";
 import type { Raised } from "../alerts/alerts.service";
 import { currentPlan } from "../careplans/careplans.service";
 import type { Clock } from "../clock";
@@ -82,7 +83,45 @@ export interface IngestStats {
   failedBatches: number;
 }
 
-const CHUNK = 500;
+type ReadingKey = { device_id: string; msg_id: string; type: string };
+
+/**
+ * The two statements every batch runs take their rows as one JSON parameter: one short statement
+ * per table and batch. Built with the query builder (a value node per cell) and prepared anew by
+ * SQLite each time, a multi-row VALUES list cost more than the inserts themselves (npm run
+ * bench:ingest, devices/bench-ingest.ts).
+ */
+const insertReadings = {
+  sqlite: (rows: string) => sql<ReadingKey>`
+    insert into readings (resident_id, device_id, msg_id, type, value, unit, measured_at, received_at)
+    select value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6, value->>7
+    from json_each(${rows}) where true
+    on conflict (device_id, msg_id, type) do nothing
+    returning device_id, msg_id, type`,
+  postgres: (rows: string) => sql<ReadingKey>`
+    insert into readings (resident_id, device_id, msg_id, type, value, unit, measured_at, received_at)
+    select r->>0, r->>1, r->>2, r->>3, (r->>4)::double precision, r->>5, r->>6, r->>7
+    from json_array_elements(${rows}::json) as r
+    on conflict (device_id, msg_id, type) do nothing
+    returning device_id, msg_id, type`,
+};
+
+const upsertVitalStates = {
+  sqlite: (rows: string) => sql`
+    insert into vital_states (resident_id, type, level, outside_count, outside_since, updated_at)
+    select value->>0, value->>1, value->>2, value->>3, value->>4, value->>5
+    from json_each(${rows}) where true
+    on conflict (resident_id, type) do update set level = excluded.level,
+      outside_count = excluded.outside_count, outside_since = excluded.outside_since,
+      updated_at = excluded.updated_at`,
+  postgres: (rows: string) => sql`
+    insert into vital_states (resident_id, type, level, outside_count, outside_since, updated_at)
+    select r->>0, r->>1, r->>2, (r->>3)::integer, r->>4, r->>5
+    from json_array_elements(${rows}::json) as r
+    on conflict (resident_id, type) do update set level = excluded.level,
+      outside_count = excluded.outside_count, outside_since = excluded.outside_since,
+      updated_at = excluded.updated_at`,
+};
 
 export class Ingest {
   readonly stats: IngestStats = {
@@ -105,8 +144,10 @@ export class Ingest {
   private seenTimer: NodeJS.Timeout | undefined;
   private readonly maxBatch: number;
   private readonly ttl: number;
+  private readonly dialect: "sqlite" | "postgres";
 
   constructor(private readonly o: IngestOptions) {
+    this.dialect = o.db.getExecutor().adapter instanceof PostgresAdapter ? "postgres" : "sqlite";
     this.maxBatch = o.maxBatch ?? 2000;
     this.ttl = o.cacheTtlMs ?? 5_000;
     this.seenTimer = setInterval(() => void this.flushSeen(), 5_000);
@@ -138,6 +179,48 @@ export class Ingest {
    */
   submit(topic: string, payload: Buffer): Promise<void> {
     if (this.stopped) return Promise.reject(new Error("ingest is stopped"));
+    const done = this.submitInner(topic, payload);
+    if (this.processedWaiters.length === 0) return done;
+    return done.finally(() => this.noteProcessed(topic));
+  }
+
+  private processedCounts = new Map<string, number>();
+  private processedWaiters: { topic: string; count: number; resolve: () => void }[] = [];
+
+  /**
+   * Resolves once `count` more messages on `topic` have been processed (stored, recognised as
+   * duplicates, or quarantined). With an external broker a device's PUBACK comes from the broker
+   * before kincare has the message: tests wait with this instead of sleeping.
+   */
+  waitProcessed(topic: string, count = 1, timeoutMs = 10_000): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const target = (this.processedCounts.get(topic) ?? 0) + count;
+      const timer = setTimeout(
+        () => reject(new Error(`${topic}: not processed within ${timeoutMs} ms`)),
+        timeoutMs,
+      );
+      this.processedWaiters.push({
+        topic,
+        count: target,
+        resolve: () => {
+          clearTimeout(timer);
+          resolve();
+        },
+      });
+    });
+  }
+
+  private noteProcessed(topic: string) {
+    const n = (this.processedCounts.get(topic) ?? 0) + 1;
+    this.processedCounts.set(topic, n);
+    this.processedWaiters = this.processedWaiters.filter((w) => {
+      if (w.topic !== topic || w.count > n) return true;
+      w.resolve();
+      return false;
+    });
+  }
+
+  private submitInner(topic: string, payload: Buffer): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       const done = { resolve, reject };
       const item = this.parse(topic, payload, done);
@@ -329,28 +412,27 @@ export class Ingest {
     }
 
     await this.o.db.transaction().execute(async (trx) => {
-      const readingRows = accepted.flatMap(({ item, residentId }) =>
-        item.kind === "telemetry"
-          ? item.telemetry.readings.map((r) => ({
-              resident_id: residentId,
-              device_id: item.deviceId,
-              msg_id: item.telemetry.msgId,
-              type: r.type,
-              value: r.value,
-              unit: r.unit,
-              measured_at: r.measuredAt,
-              received_at: receivedAt,
-            }))
-          : [],
-      );
+      const readingRows: (string | number)[][] = [];
+      for (const { item, residentId } of accepted) {
+        if (item.kind !== "telemetry") continue;
+        for (const r of item.telemetry.readings) {
+          readingRows.push([
+            residentId,
+            item.deviceId,
+            item.telemetry.msgId,
+            r.type,
+            r.value,
+            r.unit,
+            r.measuredAt,
+            receivedAt,
+          ]);
+        }
+      }
       const newReadings = new Set<string>();
-      for (let i = 0; i < readingRows.length; i += CHUNK) {
-        const rows = await trx
-          .insertInto("readings")
-          .values(readingRows.slice(i, i + CHUNK))
-          .onConflict((oc) => oc.columns(["device_id", "msg_id", "type"]).doNothing())
-          .returning(["device_id", "msg_id", "type"])
-          .execute();
+      if (readingRows.length > 0) {
+        const { rows } = await insertReadings[this.dialect](JSON.stringify(readingRows)).execute(
+          trx,
+        );
         for (const r of rows) newReadings.add(`${r.device_id}\u0000${r.msg_id}\u0000${r.type}`);
       }
       this.stats.stored += newReadings.size;
@@ -446,21 +528,20 @@ export class Ingest {
           );
         }
       }
-      for (const [key, state] of effects.vitals) {
-        const [residentId, type] = key.split("\u0000") as [string, string];
-        const row: VitalStatesTable = stateRow(residentId, type, state, now);
-        await trx
-          .insertInto("vital_states")
-          .values(row)
-          .onConflict((oc) =>
-            oc.columns(["resident_id", "type"]).doUpdateSet({
-              level: row.level,
-              outside_count: row.outside_count,
-              outside_since: row.outside_since,
-              updated_at: row.updated_at,
-            }),
-          )
-          .execute();
+      if (effects.vitals.size > 0) {
+        const rows = [...effects.vitals].map(([key, state]) => {
+          const [residentId, type] = key.split("\u0000") as [string, string];
+          const row: VitalStatesTable = stateRow(residentId, type, state, now);
+          return [
+            row.resident_id,
+            row.type,
+            row.level,
+            row.outside_count,
+            row.outside_since,
+            row.updated_at,
+          ];
+        });
+        await upsertVitalStates[this.dialect](JSON.stringify(rows)).execute(trx);
       }
     });
     for (const q of quarantined) {
@@ -479,7 +560,7 @@ export class Ingest {
       .where("resident_id", "=", residentId)
       .where("type", "=", type)
       .executeTakeFirst();
-    return row
+    const state: VitalState = row
       ? {
           level: row.level,
           outsideCount: row.outside_count,
@@ -487,6 +568,10 @@ export class Ingest {
           lastMeasuredAt: row.updated_at,
         }
       : { level: "normal", outsideCount: 0, outsideSince: null, lastMeasuredAt: "" };
+    // What is read is committed: keep it, or a vital no rule judges (steps, a disabled weight
+    // rule), which never changes state, is read again for every reading.
+    this.vitals.set(`${residentId}\u0000${type}`, state);
+    return state;
   }
 
   private async device(deviceId: string): Promise<CachedDevice | null> {

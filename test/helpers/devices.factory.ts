@@ -90,3 +90,22 @@ export function nextMessage(
     client.on("message", onMessage);
   });
 }
+
+/** CI's second run sets MQTT_URL: devices then talk to that broker (Mosquitto), not the embedded one. */
+export const usingExternalBroker = Boolean(process.env.MQTT_URL);
+
+/**
+ * Publishes as a device and returns once kincare has the message. On the embedded broker the
+ * PUBACK itself means committed; an external broker acknowledges on its own, so wait for kincare.
+ */
+export async function publish(
+  t: TestApp,
+  client: MqttClient,
+  topic: string,
+  payload: string | Buffer,
+  opts: mqtt.IClientPublishOptions = { qos: 1 },
+): Promise<void> {
+  const processed = usingExternalBroker ? t.system.ingest.waitProcessed(topic) : undefined;
+  await client.publishAsync(topic, payload, opts);
+  await processed;
+}

@@ -33,6 +33,8 @@ export interface Mosquitto {
   stop(): Promise<void>;
   /** Stops the broker and starts it again on the same port with the same files. */
   restart(): Promise<void>;
+  /** Adds users to the password file and restarts the broker so it reads them. */
+  addUsers(users: MosquittoUser[]): Promise<void>;
   /** The broker's log file plus anything it printed before the log file was open. */
   logText(): string;
 }
@@ -76,17 +78,21 @@ export async function startMosquitto(opts: MosquittoOptions): Promise<Mosquitto>
     acl: join(dir, "acl"),
     log: join(dir, "mosquitto.log"),
   };
-  writeFileSync(
-    files.passwords,
-    opts.users
-      .map((u) => {
-        const hash = u.hash ?? (u.password !== undefined ? mosquittoPasswordHash(u.password) : "");
-        if (!hash) throw new Error(`user ${u.username} needs a password or a hash`);
-        return mosquittoPasswordLine(u.username, hash);
-      })
-      .join(""),
-    { mode: 0o600 },
-  );
+  const users = [...opts.users];
+  const writePasswords = () =>
+    writeFileSync(
+      files.passwords,
+      users
+        .map((u) => {
+          const hash =
+            u.hash ?? (u.password !== undefined ? mosquittoPasswordHash(u.password) : "");
+          if (!hash) throw new Error(`user ${u.username} needs a password or a hash`);
+          return mosquittoPasswordLine(u.username, hash);
+        })
+        .join(""),
+      { mode: 0o600 },
+    );
+  writePasswords();
   if (opts.acl !== undefined) writeFileSync(files.acl, opts.acl, { mode: 0o600 });
 
   let port = 0;
@@ -178,6 +184,12 @@ export async function startMosquitto(opts: MosquittoOptions): Promise<Mosquitto>
     port,
     logText,
     restart: async () => {
+      await halt();
+      await launch();
+    },
+    addUsers: async (more) => {
+      users.push(...more);
+      writePasswords();
       await halt();
       await launch();
     },

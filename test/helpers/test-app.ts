@@ -72,6 +72,9 @@ export async function createTestApp(options: TestAppOptions = {}): Promise<TestA
     MQTT_HOST: "127.0.0.1",
     MQTT_PORT: "0",
     MQTT_TOPIC_PREFIX: `kctest${process.pid}x${Math.random().toString(36).slice(2, 8)}/v1`,
+    // With MQTT_URL set (CI's second run), devices go through that broker (Mosquitto).
+    ...(process.env.MQTT_URL ? { MQTT_URL: process.env.MQTT_URL } : {}),
+    MQTT_CLIENT_ID: `kctest-${process.pid}-${Math.random().toString(36).slice(2, 8)}`,
     ...options.env,
   });
   const lines: string[] = [];
@@ -85,7 +88,7 @@ export async function createTestApp(options: TestAppOptions = {}): Promise<TestA
   const system = await createSystem(config, { clock, logger, database, pollMs: 20 });
   const { app, scheduler } = system;
   await system.start({ devices: options.mqtt ?? false, jobs: options.jobs ?? false });
-  const mqttUrl = system.broker ? `mqtt://127.0.0.1:${system.broker.port}` : undefined;
+  const mqttUrl = system.broker ? `mqtt://127.0.0.1:${system.broker.port}` : config.MQTT_URL;
   let server: ServerType | undefined;
 
   const request = async <T>(
@@ -140,7 +143,7 @@ export async function createTestApp(options: TestAppOptions = {}): Promise<TestA
       }),
     close: async () => {
       if (server) await new Promise((r) => server!.close(() => r(undefined)));
-      await system.stop();
+      await system.stop({ endMqttSessions: true });
       if (!options.testDb) await testDb.drop();
     },
   };

@@ -1,6 +1,7 @@
 // The real process: `node --import tsx src/main.ts` on a fresh database, probed over HTTP,
 // stopped with SIGTERM, and started again on the same data; a bad configuration stops the start.
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { type AddressInfo, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, test } from "vitest";
@@ -249,6 +250,34 @@ describe.concurrent("a bad configuration stops the start", () => {
     } finally {
       proc.child.kill("SIGKILL");
       rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("the embedded broker's port", () => {
+  test("a taken MQTT_PORT stops the start with a message naming MQTT_PORT", async () => {
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, "127.0.0.1", () => resolve()));
+    const port = (taken.address() as AddressInfo).port;
+    const testDb = await createTestDatabase();
+    databases.push(testDb);
+    const proc = spawnTs("src/main.ts", {
+      ...testDb.env,
+      PORT: "0",
+      HOST: "127.0.0.1",
+      MQTT_URL: "",
+      MQTT_HOST: "127.0.0.1",
+      MQTT_PORT: String(port),
+      BOOTSTRAP_OPERATOR_EMAIL: "",
+      BOOTSTRAP_OPERATOR_PASSWORD: "",
+    });
+    try {
+      const { code } = await proc.exited;
+      expect(code).toBe(1);
+      expect(proc.output()).toContain(`MQTT_PORT ${port} is already in use`);
+    } finally {
+      proc.child.kill("SIGKILL");
+      taken.close();
     }
   });
 });

@@ -2,8 +2,10 @@
 import type { Migration } from "kysely";
 import * as foundation from "./2026-11-22T0300-foundation";
 import * as devices from "./2026-11-22T0400-devices";
+import * as vitals from "./2026-11-22T0500-vitals";
 
 export const migrations: Record<string, Migration> = {
   "2026-11-22T0300-foundation": foundation,
   "2026-11-22T0400-devices": devices,
+  "2026-11-22T0500-vitals": vitals,
 };

@@ -18,6 +18,7 @@ import { createRouter } from "./http/router";
 import { newId } from "./ids";
 import { residentsRoutes } from "./residents/residents.routes";
 import { settingsRoutes } from "./settings/settings.routes";
+import { vitalsRoutes } from "./vitals/vitals.routes";
 
 const REQUEST_ID = /^[\w-]{1,128}$/;
 
@@ -116,6 +117,7 @@ export function createApp(deps: AppDeps) {
   app.route("/v1", settingsRoutes(deps));
   app.route("/v1", devicesRoutes(deps));
   app.route("/v1", alertsRoutes(deps));
+  app.route("/v1", vitalsRoutes(deps));
 
   docsRoutes(app, deps);
   return app;

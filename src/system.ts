@@ -19,6 +19,7 @@ import { defineRecurring } from "./jobs/recurring";
 import { Scheduler } from "./jobs/scheduler";
 import type { Logger } from "./logger";
 import { getSettings } from "./settings/settings.service";
+import { vitalsRollupJob } from "./vitals/rollup";
 
 export interface SystemOptions {
   clock: Clock;
@@ -70,6 +71,7 @@ export async function createSystem(config: Config, options: SystemOptions) {
       if (raised > 0) ctx.logger.info({ raised }, "devices fell silent");
     },
   });
+  await defineRecurring(scheduler, db, vitalsRollupJob);
 
   const hasher = await loadSecretHasher(db);
   let broker: EmbeddedBroker | undefined;

@@ -29,6 +29,7 @@ const rules = {
     .min(5)
     .max(24 * 60),
   "alerts.sos_cancel_window_s": z.number().int().min(0).max(600),
+  "vitals.raw_retention_days": z.number().int().min(7).max(3_650),
 };
 
 export type SettingKey = keyof typeof rules;
@@ -43,6 +44,8 @@ export const settingDefaults: Settings = {
   "password_reset.ttl_minutes": 60,
   // An accidental press cancelled within two minutes closes the SOS (kept on record).
   "alerts.sos_cancel_window_s": 120,
+  // Older readings live on as hourly min/mean/max/count, enough for long-range charts.
+  "vitals.raw_retention_days": 90,
 };
 
 export const settingsSchema = z.object(rules);

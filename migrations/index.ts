@@ -1,5 +1,6 @@
 // Migrations listed in a static map (not a directory scan), applied in name order.
 import type { Migration } from "kysely";
+import * as activity from "./2026-11-22T0600-activity";
 import * as foundation from "./2026-11-22T0300-foundation";
 import * as devices from "./2026-11-22T0400-devices";
 import * as vitals from "./2026-11-22T0500-vitals";
@@ -8,4 +9,5 @@ export const migrations: Record<string, Migration> = {
   "2026-11-22T0300-foundation": foundation,
   "2026-11-22T0400-devices": devices,
   "2026-11-22T0500-vitals": vitals,
+  "2026-11-22T0600-activity": activity,
 };

@@ -9,6 +9,7 @@ import { type OpenedDatabase, openDatabase } from "./db/database";
 import { migrateToLatest } from "./db/migrator";
 import { type EmbeddedBroker, startEmbeddedBroker } from "./devices/broker";
 import { loadSecretHasher } from "./devices/credentials";
+import { sweepActivity } from "./devices/activity";
 import { sweepSilentDevices } from "./devices/device-health";
 import { type ExternalLink, startExternalLink } from "./devices/external";
 import { Ingest } from "./devices/ingest";
@@ -72,6 +73,14 @@ export async function createSystem(config: Config, options: SystemOptions) {
     },
   });
   await defineRecurring(scheduler, db, vitalsRollupJob);
+
+  await defineRecurring(scheduler, db, {
+    kind: "residents.activity_sweep",
+    everyMs: 60_000,
+    async run(ctx) {
+      await ctx.db.transaction().execute((trx) => sweepActivity(trx, ctx.clock.now()));
+    },
+  });
 
   const hasher = await loadSecretHasher(db);
   let broker: EmbeddedBroker | undefined;

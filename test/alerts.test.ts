@@ -237,6 +237,7 @@ describe("device health", () => {
       },
     });
     await publish(t, client, `${device.topicRoot}status`, "online", { qos: 1, retain: true });
+    t.clock.advance(1_000); // the will is news later than anything the device said before
     client.stream.destroy(); // no DISCONNECT packet: the broker sends the will
     const h = { daughter, residentId } as Home;
     await waitFor(async () =>

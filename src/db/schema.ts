@@ -16,6 +16,7 @@ import type {
   InstanceKeysTable,
   QuarantineTable,
   ReadingsTable,
+  ResidentActivityTable,
   VitalStatesTable,
 } from "../devices/devices.table";
 import type { JobsTable } from "../jobs/jobs.table";
@@ -41,6 +42,7 @@ export interface Database {
   device_events: DeviceEventsTable;
   quarantine: QuarantineTable;
   vital_states: VitalStatesTable;
+  resident_activity: ResidentActivityTable;
   alerts: AlertsTable;
   alert_timeline: AlertTimelineTable;
 }

@@ -90,3 +90,9 @@ export interface VitalStatesTable {
   outside_since: string | null;
   updated_at: string;
 }
+
+export interface ResidentActivityTable {
+  resident_id: string;
+  last_activity_at: string;
+  last_check_in_at: string | null;
+}

@@ -85,6 +85,9 @@ export interface IngestStats {
 
 type ReadingKey = { device_id: string; msg_id: string; type: string };
 
+/** Events that show the resident is up and about (heartbeats, battery and tamper news do not). */
+const activityEvents = new Set(["motion", "check_in", "door_open", "sos", "sos_cancel", "fall"]);
+
 /**
  * The two statements every batch runs take their rows as one JSON parameter: one short statement
  * per table and batch. Built with the query builder (a value node per cell) and prepared anew by
@@ -404,6 +407,7 @@ export class Ingest {
       if (!assignment) continue;
       accepted.push({ item, residentId: assignment.residentId });
       this.seen.set(item.deviceId, receivedAt);
+      this.noteActivity(item, assignment.residentId);
     }
     const contexts = new Map<string, ResidentContext>();
     for (const { residentId } of accepted) {
@@ -625,8 +629,61 @@ export class Ingest {
     return ctx;
   }
 
-  /** Writes when devices were last heard from: every few seconds rather than per message. */
+  private readonly activity = new Map<string, { at: string; checkIn: string | null }>();
+
+  /** Signs of life: a reading taken, a motion, a door, a press. Heartbeats and battery news are not. */
+  private noteActivity(item: Exclude<Item, { kind: "quarantine" }>, residentId: string) {
+    let at: string | null = null;
+    let checkIn: string | null = null;
+    if (item.kind === "telemetry") at = item.telemetry.measuredAt;
+    else if (item.kind === "event" && activityEvents.has(item.event.type)) {
+      at = item.event.occurredAt;
+      if (item.event.type === "check_in") checkIn = at;
+    }
+    if (!at) return;
+    const known = this.activity.get(residentId);
+    this.activity.set(residentId, {
+      at: known && known.at > at ? known.at : at,
+      checkIn: known?.checkIn && (!checkIn || known.checkIn > checkIn) ? known.checkIn : checkIn,
+    });
+  }
+
+  private async flushActivity(): Promise<void> {
+    if (this.activity.size === 0) return;
+    const entries = [...this.activity];
+    this.activity.clear();
+    try {
+      await this.o.db.transaction().execute(async (trx) => {
+        for (const [residentId, a] of entries) {
+          await trx
+            .insertInto("resident_activity")
+            .values({
+              resident_id: residentId,
+              last_activity_at: a.at,
+              last_check_in_at: a.checkIn,
+            })
+            .onConflict((oc) =>
+              // Keep the later of the stored and the new time (messages may arrive out of order).
+              oc.column("resident_id").doUpdateSet({
+                last_activity_at: sql`case when excluded.last_activity_at > resident_activity.last_activity_at
+                  then excluded.last_activity_at else resident_activity.last_activity_at end`,
+                last_check_in_at: sql`case when excluded.last_check_in_at > coalesce(resident_activity.last_check_in_at, '')
+                  then excluded.last_check_in_at else resident_activity.last_check_in_at end`,
+              }),
+            )
+            .execute();
+        }
+      });
+    } catch (error) {
+      this.o.logger.warn({ err: error }, "could not record residents' last activity; will retry");
+      for (const [residentId, a] of entries)
+        if (!this.activity.has(residentId)) this.activity.set(residentId, a);
+    }
+  }
+
+  /** Writes when devices and residents were last heard from: every few seconds, not per message. */
   async flushSeen(): Promise<void> {
+    await this.flushActivity();
     if (this.seen.size === 0) return;
     const seen = [...this.seen].map(([deviceId, at]) => {
       const hb = this.heartbeats.get(deviceId);

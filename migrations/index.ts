@@ -1,9 +1,9 @@
 // Migrations listed in a static map (not a directory scan), applied in name order.
 import type { Migration } from "kysely";
-import * as activity from "./2026-11-22T0600-activity";
 import * as foundation from "./2026-11-22T0300-foundation";
 import * as devices from "./2026-11-22T0400-devices";
 import * as vitals from "./2026-11-22T0500-vitals";
+import * as activity from "./2026-11-22T0600-activity";
 
 export const migrations: Record<string, Migration> = {
   "2026-11-22T0300-foundation": foundation,

@@ -13,7 +13,10 @@ export async function defineRecurring(
   scheduler.define({
     kind: spec.kind,
     payload: z.object({}),
-    maxAttempts: 5,
+    // A sweep that keeps failing must keep trying (a broken chain would silence a safety check
+    // until the next restart): retry without end, at most one period apart.
+    maxAttempts: 1_000_000_000,
+    backoffMs: (attempt) => Math.min(1000 * 2 ** (attempt - 1), spec.everyMs),
     async handler(ctx) {
       await spec.run(ctx);
       await ctx.db.transaction().execute(async (trx) => {

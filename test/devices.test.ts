@@ -364,6 +364,12 @@ describe("ingest", () => {
     ]);
     expect((await readings(device.id)).map((r) => r.msg_id)).toEqual(["good"]);
     expect(t.system.ingest.stats.quarantined[reason]).toBeGreaterThanOrEqual(1);
+    const desk = await t.request("GET", `/v1/quarantine?deviceId=${device.id}`, {
+      token: operator.token,
+    });
+    expect(desk.body.items).toEqual([expect.objectContaining({ deviceId: device.id, reason })]);
+    expect(desk.body.counts[reason]).toBeGreaterThanOrEqual(1);
+    expect((await t.request("GET", "/v1/quarantine", { token: daughter.token })).status).toBe(403);
   });
 
   it("quarantines a bad event, heartbeat or status without dropping the connection", async () => {

@@ -189,5 +189,79 @@ export function devicesRoutes(deps: AppDeps) {
     },
   );
 
+  app.openapi(
+    createRoute({
+      method: "get",
+      path: "/quarantine",
+      tags: ["Devices (operators)"],
+      summary: "Device messages kept aside as malformed, newest first, with counts by reason",
+      request: {
+        query: z.object({
+          deviceId: z.string().max(64).optional(),
+          reason: z.string().max(40).optional(),
+          limit: z.coerce.number().int().min(1).max(500).default(100),
+          cursor: z.string().max(64).optional(),
+        }),
+      },
+      responses: {
+        200: jsonResponse(
+          z.object({
+            counts: z
+              .record(z.string(), z.number().int())
+              .openapi({ description: "All quarantined messages by reason" }),
+            items: z.array(
+              z.object({
+                id: z.string(),
+                deviceId: z.string().nullable(),
+                topic: z.string(),
+                reason: z.string(),
+                detail: z.string().nullable(),
+                payload: z.string(),
+                receivedAt: z.string(),
+              }),
+            ),
+            nextCursor: z.string().nullable(),
+          }),
+          "Quarantined messages",
+        ),
+        ...errorResponses,
+      },
+    }),
+    async (c) => {
+      requireRole(c, "operator");
+      const q = c.req.valid("query");
+      let query = deps.db.selectFrom("quarantine").selectAll();
+      if (q.deviceId) query = query.where("device_id", "=", q.deviceId);
+      if (q.reason) query = query.where("reason", "=", q.reason);
+      if (q.cursor) query = query.where("id", "<", q.cursor);
+      const rows = await query
+        .orderBy("id", "desc")
+        .limit(q.limit + 1)
+        .execute();
+      const page = rows.slice(0, q.limit);
+      const counts = await deps.db
+        .selectFrom("quarantine")
+        .select(["reason", (eb) => eb.fn.countAll<number>().as("n")])
+        .groupBy("reason")
+        .execute();
+      return c.json(
+        {
+          counts: Object.fromEntries(counts.map((r) => [r.reason, Number(r.n)])),
+          items: page.map((r) => ({
+            id: r.id,
+            deviceId: r.device_id,
+            topic: r.topic,
+            reason: r.reason,
+            detail: r.detail,
+            payload: r.payload,
+            receivedAt: r.received_at,
+          })),
+          nextCursor: rows.length > q.limit ? (page.at(-1)?.id ?? null) : null,
+        },
+        200,
+      );
+    },
+  );
+
   return app;
 }

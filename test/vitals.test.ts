@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, describe, expect, it, test } from "vitest";
 import { rollUpOldReadings } from "../src/vitals/rollup";
 import { MAX_RAW_POINTS } from "../src/vitals/vitals.schemas";
-import { connectDevice, registerDevice, telemetry } from "./helpers/devices.factory";
+import { connectDevice, publish, registerDevice, telemetry } from "./helpers/devices.factory";
 import {
   createOperator,
   createUserWithRoles,
@@ -82,7 +82,9 @@ describe("latest", () => {
     const device = await registerDevice(t, daughter.token, residentId, { kind: "hub" });
     const client = await connectDevice(t, device);
     const earlier = t.clock.now().getTime() - 10 * 60_000;
-    await client.publishAsync(
+    await publish(
+      t,
+      client,
       `${device.topicRoot}telemetry`,
       telemetry(
         t,
@@ -95,7 +97,9 @@ describe("latest", () => {
       ),
       { qos: 1 },
     );
-    await client.publishAsync(
+    await publish(
+      t,
+      client,
       `${device.topicRoot}telemetry`,
       telemetry(t, "m-2", [
         { type: "heart_rate", unit: "/min", value: 76 },
@@ -341,7 +345,9 @@ describe("FHIR export", () => {
     const device = await registerDevice(t, daughter.token, residentId, { kind: "hub" });
     deviceId = device.id;
     const client = await connectDevice(t, device);
-    await client.publishAsync(
+    await publish(
+      t,
+      client,
       `${device.topicRoot}telemetry`,
       telemetry(
         t,
@@ -355,7 +361,9 @@ describe("FHIR export", () => {
       ),
       { qos: 1 },
     );
-    await client.publishAsync(
+    await publish(
+      t,
+      client,
       `${device.topicRoot}telemetry`,
       telemetry(t, "bp-2", [
         { type: "blood_pressure", unit: "mm[Hg]", systolic: 121, diastolic: 79 },

@@ -92,18 +92,20 @@ const activityEvents = new Set(["motion", "check_in", "door_open", "sos", "sos_c
  * The two statements every batch runs take their rows as one JSON parameter: one short statement
  * per table and batch. Built with the query builder (a value node per cell) and prepared anew by
  * SQLite each time, a multi-row VALUES list cost more than the inserts themselves (npm run
- * bench:ingest, devices/bench-ingest.ts).
+ * bench:ingest, devices/bench-ingest.ts). Each extracted field costs SQLite about a microsecond,
+ * so what every row shares (the receipt time) is a parameter of its own.
  */
 const insertReadings = {
-  sqlite: (rows: string) => sql<ReadingKey>`
+  // No RETURNING: the common batch has no duplicate, which the count of inserted rows shows;
+  // rowids above the previous maximum are this batch's rows when it has some (see store()).
+  sqlite: (rows: string, receivedAt: string) => sql`
     insert into readings (resident_id, device_id, msg_id, type, value, unit, measured_at, received_at)
-    select value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6, value->>7
+    select value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6, ${receivedAt}
     from json_each(${rows}) where true
-    on conflict (device_id, msg_id, type) do nothing
-    returning device_id, msg_id, type`,
-  postgres: (rows: string) => sql<ReadingKey>`
+    on conflict (device_id, msg_id, type) do nothing`,
+  postgres: (rows: string, receivedAt: string) => sql<ReadingKey>`
     insert into readings (resident_id, device_id, msg_id, type, value, unit, measured_at, received_at)
-    select r->>0, r->>1, r->>2, r->>3, (r->>4)::double precision, r->>5, r->>6, r->>7
+    select r->>0, r->>1, r->>2, r->>3, (r->>4)::double precision, r->>5, r->>6, ${receivedAt}::text
     from json_array_elements(${rows}::json) as r
     on conflict (device_id, msg_id, type) do nothing
     returning device_id, msg_id, type`,
@@ -375,6 +377,7 @@ export class Ingest {
       vitals: new Map(),
     };
     // Resolve devices and residents before the transaction: cache reads, no writes.
+    await this.refreshDevices(batch);
     const quarantined: Item[] = [];
     const accepted: { item: Exclude<Item, { kind: "quarantine" }>; residentId: string }[] = [];
     for (const item of batch) {
@@ -428,19 +431,14 @@ export class Ingest {
             r.value,
             r.unit,
             r.measuredAt,
-            receivedAt,
           ]);
         }
       }
-      const newReadings = new Set<string>();
-      if (readingRows.length > 0) {
-        const { rows } = await insertReadings[this.dialect](JSON.stringify(readingRows)).execute(
-          trx,
-        );
-        for (const r of rows) newReadings.add(`${r.device_id}\u0000${r.msg_id}\u0000${r.type}`);
-      }
-      this.stats.stored += newReadings.size;
-      this.stats.duplicates += readingRows.length - newReadings.size;
+      // Which readings are new (not a device's retry): all of them, or those in this set.
+      const { allNew, newReadings } = await this.insertReadings(trx, readingRows, receivedAt);
+      const stored = allNew ? readingRows.length : newReadings.size;
+      this.stats.stored += stored;
+      this.stats.duplicates += readingRows.length - stored;
 
       const eventRows = accepted.flatMap(({ item, residentId }) =>
         item.kind === "event"
@@ -509,12 +507,15 @@ export class Ingest {
         } else if (item.kind === "telemetry") {
           for (const reading of item.telemetry.readings) {
             if (
+              !allNew &&
               !newReadings.has(`${item.deviceId}\u0000${item.telemetry.msgId}\u0000${reading.type}`)
             )
               continue;
             const key = `${residentId}\u0000${reading.type}`;
             const before =
-              effects.vitals.get(key) ?? (await this.vitalState(trx, residentId, reading.type));
+              effects.vitals.get(key) ??
+              this.vitals.get(key) ??
+              (await this.vitalState(trx, residentId, reading.type));
             const after = await applyVitalRule(
               trx,
               ctx,
@@ -555,6 +556,34 @@ export class Ingest {
     return effects;
   }
 
+  private async insertReadings(
+    trx: Executor,
+    rows: (string | number)[][],
+    receivedAt: string,
+  ): Promise<{ allNew: boolean; newReadings: Set<string> }> {
+    const newReadings = new Set<string>();
+    if (rows.length === 0) return { allNew: true, newReadings };
+    const json = JSON.stringify(rows);
+    let returned: ReadingKey[];
+    if (this.dialect === "postgres") {
+      returned = (await insertReadings.postgres(json, receivedAt).execute(trx)).rows;
+    } else {
+      const { rows: last } = await sql<{ rowid: number }>`
+        select coalesce(max(rowid), 0) as rowid from readings`.execute(trx);
+      const result = await insertReadings.sqlite(json, receivedAt).execute(trx);
+      if (Number(result.numAffectedRows) === rows.length) return { allNew: true, newReadings };
+      // Some were retries: the new rows are those above the largest rowid before this insert
+      // (this transaction holds the only connection, so no one else wrote in between).
+      returned = (
+        await sql<ReadingKey>`
+          select device_id, msg_id, type from readings where rowid > ${last[0]!.rowid}`.execute(trx)
+      ).rows;
+    }
+    if (returned.length === rows.length) return { allNew: true, newReadings };
+    for (const r of returned) newReadings.add(`${r.device_id}\u0000${r.msg_id}\u0000${r.type}`);
+    return { allNew: false, newReadings };
+  }
+
   private async vitalState(db: Executor, residentId: string, type: string): Promise<VitalState> {
     const cached = this.vitals.get(`${residentId}\u0000${type}`);
     if (cached) return cached;
@@ -576,6 +605,52 @@ export class Ingest {
     // rule), which never changes state, is read again for every reading.
     this.vitals.set(`${residentId}\u0000${type}`, state);
     return state;
+  }
+
+  /**
+   * Reads again, in two queries, every device of the batch whose cached entry expired: a thousand
+   * devices' entries expire together, and one query each stalled ingest every few seconds.
+   */
+  private async refreshDevices(batch: Item[]): Promise<void> {
+    const now = Date.now();
+    const stale = new Set<string>();
+    for (const item of batch) {
+      if (item.kind === "quarantine") continue;
+      const cached = this.devices.get(item.deviceId);
+      if (!cached || cached.expires <= now) stale.add(item.deviceId);
+    }
+    if (stale.size < 2) return;
+    const ids = [...stale];
+    for (let i = 0; i < ids.length; i += 500) {
+      const chunk = ids.slice(i, i + 500);
+      const rows = await this.o.db
+        .selectFrom("devices")
+        .select(["id", "status", "secret_hash"])
+        .where("id", "in", chunk)
+        .execute();
+      const assignments = await this.o.db
+        .selectFrom("device_assignments")
+        .select(["device_id", "resident_id", "from_at", "to_at"])
+        .where("device_id", "in", chunk)
+        .orderBy("from_at")
+        .execute();
+      const expires = Date.now() + this.ttl;
+      const entries = new Map<string, CachedDevice>();
+      for (const row of rows) {
+        entries.set(row.id, {
+          status: row.status,
+          secretHash: row.secret_hash,
+          assignments: [],
+          expires,
+        });
+      }
+      for (const a of assignments) {
+        entries
+          .get(a.device_id)
+          ?.assignments.push({ residentId: a.resident_id, from: a.from_at, to: a.to_at });
+      }
+      for (const [id, entry] of entries) this.devices.set(id, entry);
+    }
   }
 
   private async device(deviceId: string): Promise<CachedDevice | null> {

@@ -1,0 +1,470 @@
+// npm run bench:ingest [-- --devices 1000 --window 4 --warmup 5 --seconds 20 --soak 300
+//                          --raw hook|subscriber --abnormal 0.01 --profile FILE --keep]
+//
+// How fast kincare stores device telemetry, against how fast the same broker passes it on when
+// nothing is stored. One run, two phases, the same publishers (a child process, so the load never
+// shares kincare's event loop) and the same in-flight window: each device keeps `--window` QoS 1
+// messages unacknowledged and sends the next one when a PUBACK comes.
+//
+//   stored: kincare as it runs in production (embedded aedes broker, group-commit ingest, jobs),
+//           on a fresh SQLite file in a temp dir, or a fresh schema on the PostgreSQL that
+//           DATABASE_URL names. A PUBACK means committed, so acknowledged messages per second
+//           are stored messages per second; the run then checks every one of them is on disk.
+//   raw:    the broker without storage: kincare's own broker code (startEmbeddedBroker:
+//           credentials, topic check, the publish hook) with a subscriber in the hook that
+//           counts and stores nothing (--raw hook, the default); or a bare aedes with an
+//           in-process subscriber on the telemetry topics (--raw subscriber).
+//
+// The devices are pulse oximeters, blood-pressure cuffs, thermometers, hubs, glucose meters and
+// scales (about 1.85 readings a message) of one resident in six, with values that follow the day
+// and start an abnormal episode in `--abnormal` of messages, so vital rules raise and resolve
+// alerts as they would. Both sides' CPU is printed: when the load generator uses a whole core,
+// the raw rate is its limit rather than the broker's.
+//
+// Progress goes to stderr; the last line of stdout is one JSON object.
+import { fork } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import type { Profiler } from "node:inspector";
+import { Session } from "node:inspector/promises";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { Aedes } from "aedes";
+import { sql } from "kysely";
+import pg from "pg";
+import { ensureOperator } from "../src/accounts/accounts.service";
+import { systemClock } from "../src/clock";
+import { loadConfig } from "../src/config";
+import { openDatabase } from "../src/db/database";
+import { startEmbeddedBroker } from "../src/devices/broker";
+import type { DeviceKind } from "../src/devices/devices.table";
+import type { Ingest } from "../src/devices/ingest";
+import { createLogger } from "../src/logger";
+import { createSystem } from "../src/system";
+import type { FromLoad, LoadDevice, LoadReport, ToLoad } from "./bench-load";
+import { registerFleet } from "./fleet";
+
+const { values: args } = parseArgs({
+  options: {
+    devices: { type: "string", default: "1000" },
+    window: { type: "string", default: "4" },
+    warmup: { type: "string", default: "5" },
+    seconds: { type: "string", default: "20" },
+    soak: { type: "string" },
+    raw: { type: "string", default: "hook" },
+    abnormal: { type: "string", default: "0.01" },
+    profile: { type: "string" },
+    "skip-raw": { type: "boolean", default: false },
+    keep: { type: "boolean", default: false },
+    "sqlite-pragma": { type: "string", multiple: true, default: [] },
+  },
+});
+
+const deviceCount = Number(args.devices);
+const window = Number(args.window);
+const warmupS = Number(args.warmup);
+const soakS = args.soak === undefined ? undefined : Number(args.soak);
+const measureS = soakS ?? Number(args.seconds);
+const rawMode = args.raw === "subscriber" ? "subscriber" : "hook";
+const topicPrefix = "bench/v1";
+const telemetryKinds: DeviceKind[] = [
+  "pulse_oximeter",
+  "blood_pressure_monitor",
+  "thermometer",
+  "hub",
+  "glucose_meter",
+  "scale",
+];
+const timeZones = ["Asia/Shanghai", "Europe/London", "America/New_York", "Australia/Sydney"];
+
+const say = (line: string) => process.stderr.write(`[bench] ${line}\n`);
+const mb = (bytes: number) => Math.round((bytes / 1_048_576) * 10) / 10;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** The load generator: a child process spoken to over IPC. */
+function startLoad() {
+  const child = fork(new URL("./bench-load.ts", import.meta.url), [], {
+    stdio: ["ignore", "inherit", "inherit", "ipc"],
+    // TypeScript through tsx, and none of this process's flags (a --cpu-prof is for kincare).
+    execArgv: ["--import", "tsx"],
+  });
+  const waiters: { type: FromLoad["type"]; resolve: (m: FromLoad) => void }[] = [];
+  let last: Extract<FromLoad, { type: "progress" }> = {
+    type: "progress",
+    acked: 0,
+    inFlight: 0,
+    errors: 0,
+  };
+  child.on("message", (m: FromLoad) => {
+    if (m.type === "progress") last = m;
+    if (m.type === "failed") throw new Error(`load generator: ${m.message}`);
+    const i = waiters.findIndex((w) => w.type === m.type);
+    if (i >= 0) waiters.splice(i, 1)[0]!.resolve(m);
+  });
+  const ask = <T extends FromLoad["type"]>(message: ToLoad, reply: T) =>
+    new Promise<Extract<FromLoad, { type: T }>>((resolve) => {
+      waiters.push({ type: reply, resolve: resolve as (m: FromLoad) => void });
+      child.send(message);
+    });
+  return {
+    ask,
+    progress: () => last,
+    send: (message: ToLoad) => child.send(message),
+    stop: () => child.disconnect(),
+  };
+}
+type Load = ReturnType<typeof startLoad>;
+
+interface PhaseResult extends LoadReport {
+  perS: number;
+  peakRssMb: number;
+  rssAfterMinuteMb: number | undefined;
+  rssEndMb: number;
+  totalAcked: number;
+  /** The phase's own counter (readings stored), per second of the measured window. */
+  countedPerS: number;
+  /** CPU per acknowledged message, in microseconds: kincare's process and the load generator. */
+  cpuUsPerMsg: number;
+  loadCpuUsPerMsg: number;
+  /** Share of one core each used. */
+  cpuShare: number;
+  loadCpuShare: number;
+}
+
+/** Warm-up, then the measured window; samples this process's RSS throughout. */
+async function phase(
+  load: Load,
+  name: string,
+  seconds: number,
+  hooks: { progress?: () => string; profile?: Session; counter?: () => number } = {},
+): Promise<PhaseResult> {
+  load.send({ type: "start", tag: `${name}${Date.now().toString(36)}` });
+  say(`${name}: warming up for ${warmupS} s`);
+  await sleep(warmupS * 1000);
+  await hooks.profile?.post("Profiler.start");
+  await load.ask({ type: "mark" }, "marked");
+  const counted = hooks.counter?.() ?? 0;
+  const cpuAtMark = process.cpuUsage();
+  const started = Date.now();
+  let peak = process.memoryUsage.rss();
+  let afterMinute: number | undefined;
+  let lastAcked = 0;
+  let lastAt = started;
+  const sampler = setInterval(() => {
+    const rss = process.memoryUsage.rss();
+    if (rss > peak) peak = rss;
+    if (afterMinute === undefined && Date.now() - started >= 60_000) afterMinute = rss;
+  }, 250);
+  const reporter = setInterval(() => {
+    const p = load.progress();
+    const now = Date.now();
+    say(
+      `${name}: ${Math.round((now - started) / 1000)} s, ${Math.round(((p.acked - lastAcked) * 1000) / (now - lastAt))}/s, in flight ${p.inFlight}, rss ${mb(process.memoryUsage.rss())} MB${hooks.progress ? `, ${hooks.progress()}` : ""}`,
+    );
+    lastAcked = p.acked;
+    lastAt = now;
+  }, 5_000);
+  await sleep(seconds * 1000);
+  const report = await load.ask({ type: "report" }, "report");
+  const countedPerS = ((hooks.counter?.() ?? 0) - counted) / (report.elapsedMs / 1000);
+  const cpu = process.cpuUsage(cpuAtMark);
+  // Share of one core each side used: 1.0 means that side was the limit.
+  const cpuMs = (cpu.user + cpu.system) / 1000;
+  say(
+    `${name}: kincare used ${(cpuMs / report.elapsedMs).toFixed(2)} of a core (${Math.round((cpuMs * 1000) / report.acked)} µs a message), the load generator ${(report.cpuMs / report.elapsedMs).toFixed(2)} (${Math.round((report.cpuMs * 1000) / report.acked)} µs a message)`,
+  );
+  clearInterval(sampler);
+  clearInterval(reporter);
+  const rssEnd = process.memoryUsage.rss();
+  say(`${name}: draining what is still in flight`);
+  const halted = await load.ask({ type: "halt" }, "halted");
+  return {
+    ...report,
+    perS: Math.round((report.acked * 1000) / report.elapsedMs),
+    peakRssMb: mb(Math.max(peak, rssEnd)),
+    rssAfterMinuteMb: afterMinute === undefined ? undefined : mb(afterMinute),
+    rssEndMb: mb(rssEnd),
+    totalAcked: halted.acked,
+    countedPerS: Math.round(countedPerS),
+    cpuUsPerMsg: Math.round((cpuMs * 1000) / report.acked),
+    loadCpuUsPerMsg: Math.round((report.cpuMs * 1000) / report.acked),
+    cpuShare: Math.round((cpuMs / report.elapsedMs) * 100) / 100,
+    loadCpuShare: Math.round((report.cpuMs / report.elapsedMs) * 100) / 100,
+  };
+}
+
+/** Where the CPU went while kincare stored: self time per function, the top lines. */
+function summariseProfile(profile: Profiler.Profile): string[] {
+  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+  const self = new Map<string, number>();
+  let total = 0;
+  const deltas = profile.timeDeltas ?? [];
+  (profile.samples ?? []).forEach((id, i) => {
+    const node = byId.get(id);
+    const dt = deltas[i] ?? 0;
+    total += dt;
+    if (!node) return;
+    const { functionName, url, lineNumber } = node.callFrame;
+    const where = url
+      ? `${url.replace(/^.*node_modules\//, "").replace(/^.*\/main\//, "")}:${lineNumber + 1}`
+      : "";
+    const key = `${functionName || "(anonymous)"} ${where}`.trim();
+    self.set(key, (self.get(key) ?? 0) + dt);
+  });
+  return [...self]
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, 30)
+    .map(([key, t]) => `${((t / total) * 100).toFixed(1).padStart(5)}%  ${key}`);
+}
+
+async function freshDatabase() {
+  const url = process.env.DATABASE_URL;
+  if (url && /^postgres(ql)?:\/\//i.test(url)) {
+    const schema = `kc_bench_${process.pid}_${Date.now().toString(36)}`;
+    const admin = new pg.Client({ connectionString: url });
+    await admin.connect();
+    await admin.query(`CREATE SCHEMA ${schema}`);
+    await admin.end();
+    return {
+      dialect: "postgres" as const,
+      url,
+      where: `schema ${schema}`,
+      open: (poolSize: number) => openDatabase({ dialect: "postgres", url }, { schema, poolSize }),
+      drop: async () => {
+        const client = new pg.Client({ connectionString: url });
+        await client.connect();
+        await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+        await client.end();
+      },
+    };
+  }
+  const dir = mkdtempSync(join(tmpdir(), "kincare-bench-"));
+  const file = join(dir, "kincare.db");
+  return {
+    dialect: "sqlite" as const,
+    url: file,
+    where: file,
+    open: () => openDatabase({ dialect: "sqlite", file }),
+    drop: async () => rmSync(dir, { recursive: true, force: true }),
+  };
+}
+
+async function main() {
+  const target = await freshDatabase();
+  const config = loadConfig({
+    ...process.env,
+    DATABASE_URL: target.url,
+    NODE_ENV: "production",
+    LOG_LEVEL: process.env.LOG_LEVEL ?? "warn",
+    PUBLIC_URL: "http://127.0.0.1:3000",
+    MQTT_HOST: "127.0.0.1",
+    MQTT_PORT: "0",
+    MQTT_TOPIC_PREFIX: topicPrefix,
+    // The embedded broker: an external one (MQTT_URL) is not what this run measures.
+    MQTT_URL: "",
+    BOOTSTRAP_OPERATOR_EMAIL: "",
+    BOOTSTRAP_OPERATOR_PASSWORD: "",
+  });
+  const logger = createLogger(config.LOG_LEVEL, process.stderr);
+  say(`database: ${target.dialect} (${target.where})`);
+  const system = await createSystem(config, {
+    clock: systemClock,
+    logger,
+    database: target.open(config.DATABASE_POOL_SIZE),
+  });
+  for (const pragma of args["sqlite-pragma"] ?? []) {
+    if (target.dialect !== "sqlite") break;
+    // For experiments: kincare has one SQLite connection, so this applies to all of it.
+    await sql.raw(`pragma ${pragma}`).execute(system.db);
+    say(`pragma ${pragma}`);
+  }
+  await system.start();
+  const brokerUrl = `mqtt://127.0.0.1:${system.broker!.port}`;
+
+  const setupStarted = Date.now();
+  const { userId } = await ensureOperator(system.db, new Date(), {
+    email: "bench-operator@kincare.local",
+    password: `bench-${Math.random().toString(36).slice(2)}-${Date.now()}`,
+  });
+  const devices: LoadDevice[] = (
+    await registerFleet(system.db, system.link, userId, {
+      residents: Math.ceil(deviceCount / telemetryKinds.length),
+      devices: deviceCount,
+      kinds: telemetryKinds,
+      timeZones,
+      serialPrefix: "BENCH",
+    })
+  ).map((d) => ({ id: d.id, secret: d.secret, kind: d.kind, timeZone: d.timeZone }));
+  say(`registered ${devices.length} devices in ${Date.now() - setupStarted} ms`);
+
+  const load = startLoad();
+  const connect = async (url: string) => {
+    const { ms } = await load.ask(
+      {
+        type: "connect",
+        url,
+        topicPrefix,
+        devices,
+        window,
+        abnormal: Number(args.abnormal),
+      },
+      "connected",
+    );
+    say(`${devices.length} devices connected to ${url} in ${ms} ms (window ${window})`);
+  };
+
+  // --- stored: kincare as it runs ---
+  await connect(brokerUrl);
+  const profiler = args.profile ? new Session() : undefined;
+  profiler?.connect();
+  await profiler?.post("Profiler.enable");
+  const ingest = system.ingest;
+  let lastBatches = 0;
+  let lastStored = 0;
+  const stored = await phase(load, "stored", measureS, {
+    ...(profiler ? { profile: profiler } : {}),
+    counter: () => ingest.stats.stored,
+    progress: () => {
+      const batches = ingest.stats.batches - lastBatches;
+      const readings = ingest.stats.stored - lastStored;
+      lastBatches = ingest.stats.batches;
+      lastStored = ingest.stats.stored;
+      return `${batches} commits, ${batches ? Math.round(readings / batches) : 0} readings each`;
+    },
+  });
+  if (profiler) {
+    const { profile } = await profiler.post("Profiler.stop");
+    writeFileSync(args.profile!, JSON.stringify(profile));
+    say(`CPU profile of the measured window written to ${args.profile}; self time, top 30:`);
+    for (const line of summariseProfile(profile)) say(line);
+    profiler.disconnect();
+  }
+  await load.ask({ type: "disconnect" }, "disconnected");
+  await ingest.drain();
+
+  // Every acknowledged message must be on disk, once.
+  const messages = await system.db
+    .selectFrom(
+      system.db
+        .selectFrom("readings")
+        .select(["device_id", "msg_id"])
+        .where("msg_id", "like", "stored%")
+        .groupBy(["device_id", "msg_id"])
+        .as("m"),
+    )
+    .select((eb) => eb.fn.countAll<number>().as("n"))
+    .executeTakeFirstOrThrow();
+  const quarantined = Object.values(ingest.stats.quarantined).reduce((a, b) => a + b, 0);
+  say(
+    `stored: ${stored.perS}/s, p50 ${stored.p50Ms} ms, p99 ${stored.p99Ms} ms, max ${Math.round(stored.maxMs)} ms; ${stored.totalAcked} acknowledged, ${Number(messages.n)} messages on disk, ${ingest.stats.stored} readings, ${quarantined} quarantined, ${ingest.stats.failedBatches} failed commits`,
+  );
+  if (Number(messages.n) < stored.totalAcked)
+    throw new Error("fewer messages on disk than were acknowledged: ingest lost data");
+  const secrets = new Map(devices.map((d) => [d.id, d.secret]));
+  await system.stop();
+  if (!args.keep) await target.drop();
+  else say(`kept the database: ${target.where}`);
+
+  // --- raw: the same broker, nothing stored ---
+  let raw: PhaseResult | undefined;
+  if (!args["skip-raw"]) {
+    let received = 0;
+    const authenticate = async (id: string, secret: string) => secrets.get(id) === secret;
+    let closeRaw: () => Promise<void>;
+    let rawUrl: string;
+    if (rawMode === "hook") {
+      // kincare's own broker code; what the hook hands on is counted and dropped.
+      const passThrough = {
+        authenticate,
+        submit: () => {
+          received++;
+          return Promise.resolve();
+        },
+      } as Pick<Ingest, "authenticate" | "submit">;
+      const broker = await startEmbeddedBroker({
+        host: "127.0.0.1",
+        port: 0,
+        topicPrefix,
+        ingest: passThrough as Ingest,
+        logger,
+      });
+      rawUrl = `mqtt://127.0.0.1:${broker.port}`;
+      closeRaw = broker.close;
+    } else {
+      const aedes = await Aedes.createBroker({
+        concurrency: 1000,
+        authenticate: (_client, username, password, done) =>
+          void authenticate(username ?? "", password?.toString() ?? "").then((ok) =>
+            done(null, ok),
+          ),
+      });
+      await new Promise<void>((resolve) =>
+        aedes.subscribe(
+          `${topicPrefix}/devices/+/telemetry`,
+          (_packet, cb) => {
+            received++;
+            cb();
+          },
+          resolve,
+        ),
+      );
+      const server = createServer(aedes.handle);
+      await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+      const address = server.address();
+      rawUrl = `mqtt://127.0.0.1:${typeof address === "object" && address ? address.port : 0}`;
+      closeRaw = async () => {
+        await new Promise<void>((resolve) => aedes.close(() => resolve()));
+        await new Promise<void>((resolve) => server.close(() => resolve()));
+      };
+    }
+    await connect(rawUrl);
+    raw = await phase(load, `raw-${rawMode}`, Math.min(measureS, Number(args.seconds)));
+    await load.ask({ type: "disconnect" }, "disconnected");
+    await closeRaw();
+    say(
+      `raw (${rawMode}): ${raw.perS}/s, p50 ${raw.p50Ms} ms, p99 ${raw.p99Ms} ms; the subscriber saw ${received}`,
+    );
+  }
+  load.stop();
+
+  const result: Record<string, unknown> = {
+    bench: "ingest",
+    broker: "embedded",
+    db: target.dialect,
+    stored_per_s: stored.perS,
+    raw_per_s: raw?.perS ?? null,
+    ratio: raw ? Math.round((stored.perS / raw.perS) * 1000) / 1000 : null,
+    p50_ms: stored.p50Ms,
+    p99_ms: stored.p99Ms,
+    peak_rss_mb: stored.peakRssMb,
+  };
+  if (soakS !== undefined)
+    result.rss_growth_mb =
+      stored.rssAfterMinuteMb === undefined
+        ? null
+        : Math.round((stored.rssEndMb - stored.rssAfterMinuteMb) * 10) / 10;
+  Object.assign(result, {
+    devices: devices.length,
+    window,
+    seconds: measureS,
+    raw_mode: rawMode,
+    readings_per_s: stored.countedPerS,
+    cpu_us_per_msg: stored.cpuUsPerMsg,
+    ...(raw
+      ? {
+          raw_cpu_us_per_msg: raw.cpuUsPerMsg,
+          raw_limited_by: raw.loadCpuShare >= raw.cpuShare ? "load generator" : "broker",
+        }
+      : {}),
+  });
+  console.log(JSON.stringify(result));
+}
+
+main().then(
+  () => process.exit(0),
+  (error) => {
+    console.error(error);
+    process.exit(1);
+  },
+);

@@ -106,7 +106,7 @@ const insertReadings = {
   postgres: (rows: string, receivedAt: string) => sql<ReadingKey>`
     insert into readings (resident_id, device_id, msg_id, type, value, unit, measured_at, received_at)
     select r->>0, r->>1, r->>2, r->>3, (r->>4)::double precision, r->>5, r->>6, ${receivedAt}::text
-    from json_array_elements(${rows}::json) as r
+    from jsonb_array_elements(${rows}::jsonb) as r
     on conflict (device_id, msg_id, type) do nothing
     returning device_id, msg_id, type`,
 };
@@ -122,7 +122,7 @@ const upsertVitalStates = {
   postgres: (rows: string) => sql`
     insert into vital_states (resident_id, type, level, outside_count, outside_since, updated_at)
     select r->>0, r->>1, r->>2, (r->>3)::integer, r->>4, r->>5
-    from json_array_elements(${rows}::json) as r
+    from jsonb_array_elements(${rows}::jsonb) as r
     on conflict (resident_id, type) do update set level = excluded.level,
       outside_count = excluded.outside_count, outside_since = excluded.outside_since,
       updated_at = excluded.updated_at`,

@@ -252,6 +252,7 @@ async function freshDatabase() {
 
 async function main() {
   const target = await freshDatabase();
+  dropDatabase = args.keep ? undefined : target.drop;
   const config = loadConfig({
     ...process.env,
     DATABASE_URL: target.url,
@@ -363,6 +364,7 @@ async function main() {
     throw new Error("fewer messages on disk than were acknowledged: ingest lost data");
   const secrets = new Map(devices.map((d) => [d.id, d.secret]));
   await system.stop();
+  dropDatabase = undefined;
   if (!args.keep) await target.drop();
   else say(`kept the database: ${target.where}`);
 
@@ -461,10 +463,14 @@ async function main() {
   console.log(JSON.stringify(result));
 }
 
+/** Set while the run's database exists, so that a failed run does not leave it behind. */
+let dropDatabase: (() => Promise<void>) | undefined;
+
 main().then(
   () => process.exit(0),
-  (error) => {
+  async (error) => {
     console.error(error);
+    await dropDatabase?.().catch(() => undefined);
     process.exit(1);
   },
 );

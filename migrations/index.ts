@@ -4,10 +4,12 @@ import * as foundation from "./2026-11-22T0300-foundation";
 import * as devices from "./2026-11-22T0400-devices";
 import * as vitals from "./2026-11-22T0500-vitals";
 import * as activity from "./2026-11-22T0600-activity";
+import * as escalation from "./2026-11-22T0700-escalation";
 
 export const migrations: Record<string, Migration> = {
   "2026-11-22T0300-foundation": foundation,
   "2026-11-22T0400-devices": devices,
   "2026-11-22T0500-vitals": vitals,
   "2026-11-22T0600-activity": activity,
+  "2026-11-22T0700-escalation": escalation,
 };

@@ -11,11 +11,15 @@ import { circleRoutes } from "./circles/circles.routes";
 import { migrationsApplied } from "./db/migrator";
 import { devicesRoutes } from "./devices/devices.routes";
 import { AppError, type ErrorCode } from "./errors";
+import { ackPageRoutes } from "./escalation/ack-page";
+import { escalationRoutes } from "./escalation/escalation.routes";
 import { authenticate } from "./http/auth.middleware";
 import type { AppDeps } from "./http/context";
 import { docsRoutes } from "./http/docs";
 import { createRouter } from "./http/router";
 import { newId } from "./ids";
+import { notificationsRoutes } from "./notifications/notifications.routes";
+import { twilioRoutes } from "./notifications/twilio.routes";
 import { residentsRoutes } from "./residents/residents.routes";
 import { settingsRoutes } from "./settings/settings.routes";
 import { vitalsRoutes } from "./vitals/vitals.routes";
@@ -107,6 +111,7 @@ export function createApp(deps: AppDeps) {
     }
   });
 
+  app.route("/", ackPageRoutes(deps));
   app.use("/v1/*", authenticate(deps));
   app.route("/v1", accountsRoutes(deps));
   app.route("/v1", usersRoutes(deps));
@@ -116,7 +121,11 @@ export function createApp(deps: AppDeps) {
   app.route("/v1", auditRoutes(deps));
   app.route("/v1", settingsRoutes(deps));
   app.route("/v1", devicesRoutes(deps));
+  // Before the alert routes: /alerts/stream must not be taken for an alert id.
+  app.route("/v1", escalationRoutes(deps));
   app.route("/v1", alertsRoutes(deps));
+  app.route("/v1", notificationsRoutes(deps));
+  app.route("/v1", twilioRoutes(deps));
   app.route("/v1", vitalsRoutes(deps));
 
   docsRoutes(app, deps);

@@ -58,8 +58,49 @@ const envSchema = z
       .string()
       .regex(/^[\w-]+(\/[\w-]+)*$/, "topic levels of letters, digits, '-' and '_', e.g. kincare/v1")
       .default("kincare/v1"),
+    TWILIO_ACCOUNT_SID: optionalString.pipe(
+      z
+        .string()
+        .regex(/^AC[0-9a-fA-F]{32}$/, "an account SID: AC followed by 32 hex digits")
+        .optional(),
+    ),
+    TWILIO_AUTH_TOKEN: optionalString,
+    TWILIO_FROM: optionalString.pipe(
+      z
+        .string()
+        .regex(
+          /^(\+[1-9]\d{6,14}|MG[0-9a-fA-F]{32})$/,
+          "a number in E.164 (+...) or a Messaging Service SID (MG...)",
+        )
+        .optional(),
+    ),
+    TWILIO_API_URL: optionalString.pipe(z.url({ protocol: /^https?$/ }).optional()),
+    VAPID_PUBLIC_KEY: optionalString,
+    VAPID_PRIVATE_KEY: optionalString,
+    VAPID_SUBJECT: optionalString.pipe(
+      z
+        .string()
+        .regex(/^(mailto:|https:\/\/)/, "a mailto: address or an https:// URL")
+        .optional(),
+    ),
   })
   .superRefine((env, ctx) => {
+    const twilio = [env.TWILIO_ACCOUNT_SID, env.TWILIO_AUTH_TOKEN, env.TWILIO_FROM];
+    if (twilio.some((v) => v !== undefined) && twilio.some((v) => v === undefined)) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["TWILIO_ACCOUNT_SID"],
+        message:
+          "TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and TWILIO_FROM go together: set all three or none",
+      });
+    }
+    if ((env.VAPID_PUBLIC_KEY === undefined) !== (env.VAPID_PRIVATE_KEY === undefined)) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["VAPID_PRIVATE_KEY"],
+        message: "VAPID_PUBLIC_KEY and VAPID_PRIVATE_KEY go together: set both or neither",
+      });
+    }
     if (
       (env.BOOTSTRAP_OPERATOR_EMAIL === undefined) !==
       (env.BOOTSTRAP_OPERATOR_PASSWORD === undefined)

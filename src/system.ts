@@ -1,6 +1,7 @@
 // Builds the whole of kincare from its configuration: database, migrations, scheduler, device
 // ingest and broker, HTTP app. main.ts runs it; tests build it with a fake clock and their own
 // database. start() begins serving jobs and devices; stop() ends them in order.
+import type { Agent } from "node:https";
 import { ensureOperator } from "./accounts/accounts.service";
 import { createApp } from "./app";
 import type { Clock } from "./clock";
@@ -15,10 +16,15 @@ import { type ExternalLink, startExternalLink } from "./devices/external";
 import { Ingest } from "./devices/ingest";
 import { commandPayload, type DeviceLink } from "./devices/link";
 import { topicFor } from "./devices/protocol";
+import { loadAckLinks } from "./escalation/ack-links";
+import type { AckEffects } from "./escalation/acknowledge";
+import { registerEscalationJobs } from "./escalation/steps";
 import { registerCoreJobs } from "./jobs/core-jobs";
 import { defineRecurring } from "./jobs/recurring";
 import { Scheduler } from "./jobs/scheduler";
 import type { Logger } from "./logger";
+import { outboxChannel, pushChannel, twilioChannel } from "./notifications/channels";
+import { registerDeliveryJobs } from "./notifications/deliver";
 import { getSettings } from "./settings/settings.service";
 import { vitalsRollupJob } from "./vitals/rollup";
 
@@ -29,6 +35,8 @@ export interface SystemOptions {
   database?: OpenedDatabase;
   /** Scheduler poll interval; defaults to JOBS_POLL_MS. */
   pollMs?: number;
+  /** The HTTPS agent web push goes through (tests trust their local push service with it). */
+  pushAgent?: Agent;
 }
 
 export type System = Awaited<ReturnType<typeof createSystem>>;
@@ -82,6 +90,48 @@ export async function createSystem(config: Config, options: SystemOptions) {
     },
   });
 
+  // Alerts that reach a person: SMS (or the outbox), web push, the signed acknowledgement links.
+  const sms =
+    config.TWILIO_ACCOUNT_SID && config.TWILIO_AUTH_TOKEN && config.TWILIO_FROM
+      ? twilioChannel({
+          accountSid: config.TWILIO_ACCOUNT_SID,
+          authToken: config.TWILIO_AUTH_TOKEN,
+          from: config.TWILIO_FROM,
+          apiUrl: config.TWILIO_API_URL,
+        })
+      : outboxChannel;
+  if (!sms.enabled) {
+    logger.warn(
+      "SMS is disabled (TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and TWILIO_FROM are not set): " +
+        "texts are kept in the outbox, GET /v1/notifications/outbox",
+    );
+  }
+  const push = await pushChannel(db, {
+    publicKey: config.VAPID_PUBLIC_KEY,
+    privateKey: config.VAPID_PRIVATE_KEY,
+    subject: config.VAPID_SUBJECT ?? `mailto:operators@${new URL(config.PUBLIC_URL).hostname}`,
+    agent: options.pushAgent,
+  });
+  const links = await loadAckLinks(db, config.PUBLIC_URL);
+  registerDeliveryJobs(scheduler, {
+    sms,
+    push,
+    links,
+    publicUrl: config.PUBLIC_URL,
+    onEscalateNow: () => scheduler.nudge(),
+  });
+  await registerEscalationJobs(scheduler, db, () => scheduler.nudge());
+  const ackEffects: AckEffects = {
+    sendDeviceAck(deviceId, alertId, byName) {
+      link
+        .sendCommand(deviceId, "sos_ack", { alertId, by: byName })
+        .catch((error: Error) =>
+          mqttLogger.warn({ err: error, deviceId }, "could not tell a device that help is coming"),
+        );
+    },
+    nudge: () => scheduler.nudge(),
+  };
+
   const hasher = await loadSecretHasher(db);
   let broker: EmbeddedBroker | undefined;
   let external: ExternalLink | undefined;
@@ -117,7 +167,7 @@ export async function createSystem(config: Config, options: SystemOptions) {
       sosCancelWindowS: (await getSettings(db))["alerts.sos_cancel_window_s"],
     }),
     onCommitted(effects) {
-      if (effects.raised.some((r) => r.created)) scheduler.nudge();
+      if (effects.raised.length > 0) scheduler.nudge();
       // Tell each pressing device its alarm reached kincare (a person's acknowledgement comes later).
       for (const sos of effects.sosReceived) {
         link
@@ -132,7 +182,8 @@ export async function createSystem(config: Config, options: SystemOptions) {
     },
   });
 
-  const app = createApp({ config, db, dialect, logger, clock, scheduler, devices: link });
+  const alerting = { sms, push, links, ack: ackEffects };
+  const app = createApp({ config, db, dialect, logger, clock, scheduler, devices: link, alerting });
 
   return {
     config,
@@ -143,6 +194,7 @@ export async function createSystem(config: Config, options: SystemOptions) {
     scheduler,
     ingest,
     link,
+    alerting,
     app,
     get broker() {
       return broker;

@@ -54,3 +54,17 @@ export function zonedToUtc(date: string, time: string, timeZone: string): Date {
   guess = wall - offsetMs(new Date(guess), timeZone);
   return new Date(guess);
 }
+
+/** Local HH:MM of an instant in a time zone. */
+export function localTime(at: Date, timeZone: string): string {
+  return new Intl.DateTimeFormat("en-GB", {
+    timeZone,
+    hour: "2-digit",
+    minute: "2-digit",
+    hourCycle: "h23",
+  }).format(at);
+}
+
+export function inWindow(time: string, start: string, end: string): boolean {
+  return start <= end ? time >= start && time < end : time >= start || time < end;
+}

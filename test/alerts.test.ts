@@ -314,20 +314,19 @@ describe("the alert API", () => {
 
     const resolved = await t.request("POST", `/v1/alerts/${id}/resolve`, {
       token: h.daughter.token,
-      body: { reason: "she pressed it by mistake" },
+      body: { outcome: "false_alarm", note: "she pressed it by mistake" },
     });
-    expect(resolved.body).toMatchObject({
-      status: "resolved",
-      closeReason: "she pressed it by mistake",
+    expect(resolved.body).toMatchObject({ status: "resolved", closeReason: "false_alarm" });
+    const types = resolved.body.timeline.map((e: { type: string }) => e.type);
+    expect(types[0]).toBe("raised");
+    expect(types.slice(-2)).toEqual(["acknowledged", "resolved"]);
+    expect(resolved.body.timeline.at(-1).details).toMatchObject({
+      reason: "false_alarm",
+      note: "she pressed it by mistake",
     });
-    expect(resolved.body.timeline.map((e: { type: string }) => e.type)).toEqual([
-      "raised",
-      "acknowledged",
-      "resolved",
-    ]);
     const again = await t.request("POST", `/v1/alerts/${id}/resolve`, {
       token: h.daughter.token,
-      body: { reason: "x" },
+      body: { outcome: "other" },
     });
     expect(again.body.error.code).toBe("invalid_state");
     await h.client.endAsync();

@@ -14,6 +14,7 @@ import { migrateToLatest, migrationsApplied } from "../src/db/migrator";
 import type { DeviceLink } from "../src/devices/link";
 import { Scheduler } from "../src/jobs/scheduler";
 import { createLogger } from "../src/logger";
+import { outboxChannel } from "../src/notifications/channels";
 import { FakeClock } from "./helpers/clock";
 import { repoRoot } from "./helpers/processes";
 import { describeSchema, type SchemaShape, typeClass } from "./helpers/schema-snapshot";
@@ -144,6 +145,13 @@ describe("readiness", () => {
       clock,
       scheduler,
       devices,
+      // Nothing here sends: readiness never reaches alerting.
+      alerting: {
+        sms: outboxChannel,
+        push: { publicKey: "", send: () => Promise.reject(new Error("no push in this test")) },
+        links: { url: () => "", verify: () => null },
+        ack: { sendDeviceAck: () => undefined, nudge: () => undefined },
+      },
     });
   }
 

@@ -27,6 +27,7 @@ export const residentActions = {
   readVitals: ["operator", "primary", "member", "self"],
   viewAlerts: ["operator", "primary", "member", "self"],
   handleAlerts: ["operator", "primary", "member"],
+  manageEscalation: ["operator", "primary"],
 } as const satisfies Record<string, readonly Relation[]>;
 
 export type ResidentAction = keyof typeof residentActions;
@@ -50,6 +51,7 @@ const describe: Record<ResidentAction, string> = {
   readVitals: "read this resident's vital signs",
   viewAlerts: "see this resident's alerts",
   handleAlerts: "acknowledge or resolve this resident's alerts",
+  manageEscalation: "change who is called when this resident needs help",
 };
 
 /** Every relationship the actor has to the resident (several: an operator may also be family). */

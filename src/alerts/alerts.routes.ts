@@ -2,7 +2,14 @@ import { createRoute } from "@hono/zod-openapi";
 import { authedCtx } from "../http/auth.middleware";
 import type { AppDeps } from "../http/context";
 import { createRouter, errorResponses, jsonBody, jsonResponse, z } from "../http/router";
-import { acknowledgeAlert, addNote, getAlert, listAlerts, resolveAlert } from "./alerts.service";
+import {
+  acknowledgeAlert,
+  addNote,
+  getAlert,
+  listAlerts,
+  resolveAlert,
+  resolveOutcomes,
+} from "./alerts.service";
 import { alertSeverities, alertStatuses } from "./alerts.table";
 
 const tags = ["Alerts"];
@@ -104,7 +111,18 @@ export function alertsRoutes(deps: AppDeps) {
         params: Params,
         ...jsonBody(z.strictObject({ note: z.string().trim().max(500).optional() })),
       },
-      responses: { 200: jsonResponse(AlertWithTimeline, "Acknowledged"), ...errorResponses },
+      responses: {
+        200: jsonResponse(
+          AlertWithTimeline.extend({
+            accessNotes: z
+              .string()
+              .nullable()
+              .openapi({ description: "Key safe, door code: for the person who took charge" }),
+          }),
+          "Acknowledged: the person who took charge gets the access notes",
+        ),
+        ...errorResponses,
+      },
     }),
     async (c) =>
       c.json(
@@ -113,6 +131,7 @@ export function alertsRoutes(deps: AppDeps) {
           authedCtx(c, deps),
           c.req.valid("param").alertId,
           c.req.valid("json").note,
+          deps.alerting.ack,
         ),
         200,
       ),
@@ -126,7 +145,12 @@ export function alertsRoutes(deps: AppDeps) {
       summary: "Close an alert with what happened",
       request: {
         params: Params,
-        ...jsonBody(z.strictObject({ reason: z.string().trim().min(1).max(500) })),
+        ...jsonBody(
+          z.strictObject({
+            outcome: z.enum(resolveOutcomes),
+            note: z.string().trim().max(2000).optional(),
+          }),
+        ),
       },
       responses: { 200: jsonResponse(AlertWithTimeline, "Resolved"), ...errorResponses },
     }),
@@ -136,7 +160,8 @@ export function alertsRoutes(deps: AppDeps) {
           deps.db,
           authedCtx(c, deps),
           c.req.valid("param").alertId,
-          c.req.valid("json").reason,
+          c.req.valid("json").outcome,
+          c.req.valid("json").note,
         ),
         200,
       ),

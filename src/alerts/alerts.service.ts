@@ -5,10 +5,15 @@ import { recordAudit } from "../audit/audit.service";
 import { iso } from "../clock";
 import type { Db, Executor } from "../db/database";
 import { AppError, notFound } from "../errors";
+import { type AckEffects, acknowledge, acknowledgerForUser } from "../escalation/acknowledge";
+import { planEscalation, renotifyAcknowledger, scheduleStep } from "../escalation/start";
 import type { Actor } from "../http/context";
 import { newId } from "../ids";
 import type { RequestCtx } from "../request-ctx";
 import type { AlertRow, AlertSeverity, AlertSource, AlertStatus } from "./alerts.table";
+import { addTimeline } from "./timeline";
+
+export { addTimeline };
 
 type Ctx = RequestCtx & { actor: Actor };
 
@@ -28,27 +33,6 @@ export interface Raised {
   alert: AlertRow;
   /** False when the event joined an alert already open. */
   created: boolean;
-}
-
-export async function addTimeline(
-  db: Executor,
-  alertId: string,
-  at: Date | string,
-  type: string,
-  actorUserId: string | null,
-  details?: Record<string, unknown>,
-) {
-  await db
-    .insertInto("alert_timeline")
-    .values({
-      id: newId(),
-      alert_id: alertId,
-      at: typeof at === "string" ? at : iso(at),
-      type,
-      actor_user_id: actorUserId,
-      details: details ? JSON.stringify(details) : null,
-    })
-    .execute();
 }
 
 export async function findOpenAlert(db: Executor, residentId: string, openKey: string) {
@@ -80,12 +64,17 @@ export async function raiseAlert(db: Executor, input: RaiseAlert, now: Date): Pr
         sourceId: input.sourceId,
         severity: input.severity,
       });
+      // Someone took charge and the resident presses again (or falls): tell that person now.
+      if (open.status === "acknowledged" && (input.kind === "sos" || input.kind === "fall")) {
+        await renotifyAcknowledger(db, open, input.sourceId, now);
+      }
       return {
         alert: raise ? { ...open, severity: input.severity, summary: input.summary } : open,
         created: false,
       };
     }
   }
+  const escalation = await planEscalation(db, input.residentId);
   const row: AlertRow = {
     id: newId(),
     resident_id: input.residentId,
@@ -104,8 +93,15 @@ export async function raiseAlert(db: Executor, input: RaiseAlert, now: Date): Pr
     closed_at: null,
     closed_by: null,
     close_reason: null,
+    chain: escalation.chain,
+    step: 0,
+    next_step_at: at,
+    code: escalation.code,
+    acknowledged_via: null,
+    acknowledged_phone: null,
   };
   await db.insertInto("alerts").values(row).execute();
+  await scheduleStep(db, row.id, 0, now, now);
   await addTimeline(db, row.id, now, "raised", null, {
     sourceType: input.sourceType,
     sourceId: input.sourceId,
@@ -126,6 +122,7 @@ export async function closeAlert(
   reason: string,
   now: Date,
   actorUserId: string | null = null,
+  note?: string,
 ) {
   const updated = await db
     .updateTable("alerts")
@@ -140,7 +137,7 @@ export async function closeAlert(
     .where("closed_at", "is", null)
     .executeTakeFirst();
   if (Number(updated.numUpdatedRows) === 0) return false;
-  await addTimeline(db, alert.id, now, status, actorUserId, { reason });
+  await addTimeline(db, alert.id, now, status, actorUserId, { reason, ...(note ? { note } : {}) });
   return true;
 }
 
@@ -247,64 +244,52 @@ export async function getAlert(db: Executor, ctx: Ctx, alertId: string) {
   };
 }
 
-/** A person takes charge. The first acknowledgement wins; a second one is told who was first. */
-export async function acknowledgeAlert(db: Db, ctx: Ctx, alertId: string, note?: string) {
-  await db.transaction().execute(async (trx) => {
-    const alert = await authorizeAlert(trx, ctx.actor, alertId, "handleAlerts");
-    if (alert.closed_at)
-      throw new AppError("invalid_state", `this alert is already ${alert.status}`);
-    const result = await trx
-      .updateTable("alerts")
-      .set({
-        status: "acknowledged",
-        acknowledged_at: iso(ctx.now),
-        acknowledged_by: ctx.actor.userId,
-        updated_at: iso(ctx.now),
-      })
-      .where("id", "=", alertId)
-      .where("status", "=", "open")
-      .executeTakeFirst();
-    if (Number(result.numUpdatedRows) === 0) {
-      const by = await trx
-        .selectFrom("users")
-        .select("display_name")
-        .where("id", "=", alert.acknowledged_by ?? "")
-        .executeTakeFirst();
-      throw new AppError(
-        "conflict",
-        `${by?.display_name ?? "someone"} has already taken charge of this alert`,
-        {
-          acknowledgedBy: alert.acknowledged_by,
-          acknowledgedAt: alert.acknowledged_at,
-        },
-      );
-    }
-    await addTimeline(
-      trx,
+/**
+ * A person takes charge through the API. The first acknowledgement wins (a second is told who
+ * was first); it stops every pending step and gives that person the resident's access notes.
+ */
+export async function acknowledgeAlert(
+  db: Db,
+  ctx: Ctx,
+  alertId: string,
+  note: string | undefined,
+  effects: AckEffects,
+) {
+  await authorizeAlert(db, ctx.actor, alertId, "handleAlerts");
+  const done = await acknowledge(
+    db,
+    effects,
+    {
       alertId,
-      ctx.now,
-      "acknowledged",
-      ctx.actor.userId,
-      note ? { note } : undefined,
-    );
-    await recordAudit(
-      trx,
-      {
-        actorUserId: ctx.actor.userId,
-        action: "alert.acknowledge",
-        entityType: "alert",
-        entityId: alertId,
-        residentId: alert.resident_id,
-        requestId: ctx.requestId,
-      },
-      ctx.now,
-    );
-  });
-  return getAlert(db, ctx, alertId);
+      by: await acknowledgerForUser(db, ctx.actor.userId),
+      via: ctx.actor.roles.includes("operator") ? "desk" : "api",
+      note,
+      requestId: ctx.requestId,
+    },
+    ctx.now,
+  );
+  return { ...(await getAlert(db, ctx, alertId)), accessNotes: done.accessNotes };
 }
 
+export const resolveOutcomes = [
+  "false_alarm",
+  "helped_at_home",
+  "ambulance_called",
+  "doctor_called",
+  "taken_to_hospital",
+  "no_action_needed",
+  "other",
+] as const;
+export type ResolveOutcome = (typeof resolveOutcomes)[number];
+
 /** Resolving needs the alert acknowledged first for critical alerts: a person must have taken charge. */
-export async function resolveAlert(db: Db, ctx: Ctx, alertId: string, reason: string) {
+export async function resolveAlert(
+  db: Db,
+  ctx: Ctx,
+  alertId: string,
+  outcome: ResolveOutcome,
+  note: string | undefined,
+) {
   await db.transaction().execute(async (trx) => {
     const alert = await authorizeAlert(trx, ctx.actor, alertId, "handleAlerts");
     if (alert.closed_at)
@@ -315,9 +300,12 @@ export async function resolveAlert(db: Db, ctx: Ctx, alertId: string, reason: st
         .set({ acknowledged_at: iso(ctx.now), acknowledged_by: ctx.actor.userId })
         .where("id", "=", alertId)
         .execute();
-      await addTimeline(trx, alertId, ctx.now, "acknowledged", ctx.actor.userId);
+      await addTimeline(trx, alertId, ctx.now, "acknowledged", ctx.actor.userId, {
+        by: ctx.actor.displayName,
+        via: "resolve",
+      });
     }
-    await closeAlert(trx, alert, "resolved", reason, ctx.now, ctx.actor.userId);
+    await closeAlert(trx, alert, "resolved", outcome, ctx.now, ctx.actor.userId, note);
     await recordAudit(
       trx,
       {

@@ -1,4 +1,4 @@
-import type { Selectable } from "kysely";
+import type { Generated, Selectable } from "kysely";
 
 export const alertSeverities = ["critical", "warning", "low"] as const;
 export type AlertSeverity = (typeof alertSeverities)[number];
@@ -25,6 +25,15 @@ export interface AlertsTable {
   closed_at: string | null;
   closed_by: string | null;
   close_reason: string | null;
+  /** The escalation chain as it was when the alert was raised (JSON); null: no escalation. */
+  chain: string | null;
+  /** The next escalation step to run: the fence every escalation job checks. */
+  step: Generated<number>;
+  next_step_at: string | null;
+  /** Short code a recipient replies with by SMS to acknowledge. */
+  code: string | null;
+  acknowledged_via: string | null;
+  acknowledged_phone: string | null;
 }
 export type AlertRow = Selectable<AlertsTable>;
 

@@ -19,7 +19,18 @@ import type {
   ResidentActivityTable,
   VitalStatesTable,
 } from "../devices/devices.table";
+import type {
+  AlertFeedTable,
+  DeskDutyTable,
+  EscalationPoliciesTable,
+} from "../escalation/escalation.table";
 import type { JobsTable } from "../jobs/jobs.table";
+import type {
+  DeliveriesTable,
+  PhoneNumbersTable,
+  PushSubscriptionsTable,
+  SmsOutboxTable,
+} from "../notifications/notifications.table";
 import type { ResidentsTable } from "../residents/residents.table";
 import type { SettingsTable } from "../settings/settings.table";
 
@@ -45,4 +56,11 @@ export interface Database {
   resident_activity: ResidentActivityTable;
   alerts: AlertsTable;
   alert_timeline: AlertTimelineTable;
+  escalation_policies: EscalationPoliciesTable;
+  push_subscriptions: PushSubscriptionsTable;
+  phone_numbers: PhoneNumbersTable;
+  deliveries: DeliveriesTable;
+  sms_outbox: SmsOutboxTable;
+  desk_duty: DeskDutyTable;
+  alert_feed: AlertFeedTable;
 }

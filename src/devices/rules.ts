@@ -10,6 +10,7 @@ import {
 import type { CarePlan, VitalType } from "../careplans/careplans.schemas";
 import { iso } from "../clock";
 import type { Executor } from "../db/database";
+import { inWindow, localTime } from "../time";
 import type { VitalStatesTable } from "./devices.table";
 import type { EventType, ParsedReading } from "./protocol";
 
@@ -42,20 +43,6 @@ const eventAlerts: Partial<
   tamper: { severity: "warning", summary: "A device reports tampering", mutedWhenPaused: false },
   low_battery: { severity: "low", summary: "A device's battery is low", mutedWhenPaused: false },
 };
-
-/** Local HH:MM of an instant in a time zone. */
-export function localTime(at: Date, timeZone: string): string {
-  return new Intl.DateTimeFormat("en-GB", {
-    timeZone,
-    hour: "2-digit",
-    minute: "2-digit",
-    hourCycle: "h23",
-  }).format(at);
-}
-
-export function inWindow(time: string, start: string, end: string): boolean {
-  return start <= end ? time >= start && time < end : time >= start || time < end;
-}
 
 export async function applyEventRules(
   db: Executor,

@@ -3,8 +3,11 @@ import type { Clock } from "../clock";
 import type { Config } from "../config";
 import type { Db } from "../db/database";
 import type { DeviceLink } from "../devices/link";
+import type { AckLinks } from "../escalation/ack-links";
+import type { AckEffects } from "../escalation/acknowledge";
 import type { Scheduler } from "../jobs/scheduler";
 import type { Logger } from "../logger";
+import type { PushChannel, SmsChannel } from "../notifications/channels";
 
 /** Everything the app reaches outside itself, passed in by the composition root (or a test). */
 export interface AppDeps {
@@ -15,6 +18,15 @@ export interface AppDeps {
   clock: Clock;
   scheduler: Scheduler;
   devices: DeviceLink;
+  alerting: Alerting;
+}
+
+/** The ways out to people, and what an acknowledgement sets off. */
+export interface Alerting {
+  sms: SmsChannel;
+  push: PushChannel;
+  links: AckLinks;
+  ack: AckEffects;
 }
 
 export interface Actor {

@@ -30,6 +30,14 @@ const rules = {
     .max(24 * 60),
   "alerts.sos_cancel_window_s": z.number().int().min(0).max(600),
   "vitals.raw_retention_days": z.number().int().min(7).max(3_650),
+  "notifications.warning_cap_per_hour": z.number().int().min(1).max(100),
+  "notifications.bundle_minutes": z
+    .number()
+    .int()
+    .min(5)
+    .max(24 * 60),
+  "notifications.sms_validity_s": z.number().int().min(60).max(14_400),
+  "notifications.critical_push_ttl_s": z.number().int().min(30).max(86_400),
 };
 
 export type SettingKey = keyof typeof rules;
@@ -46,6 +54,14 @@ export const settingDefaults: Settings = {
   "alerts.sos_cancel_window_s": 120,
   // Older readings live on as hourly min/mean/max/count, enough for long-range charts.
   "vitals.raw_retention_days": 90,
+  // A flapping sensor may send a person this many warnings an hour; the rest wait in a bundle.
+  // SOS and falls are never capped.
+  "notifications.warning_cap_per_hour": 6,
+  // Low-severity notices (a low battery) and capped warnings go out together this often.
+  "notifications.bundle_minutes": 60,
+  // An SOS text that arrives hours late is worse than none: Twilio drops it after this long.
+  "notifications.sms_validity_s": 900,
+  "notifications.critical_push_ttl_s": 300,
 };
 
 export const settingsSchema = z.object(rules);

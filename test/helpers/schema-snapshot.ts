@@ -55,7 +55,10 @@ export async function describeSchema(db: Db, dialect: "sqlite" | "postgres"): Pr
           // (a documented legacy quirk); PostgreSQL never does. Key columns count as not null
           // here so the comparison is about the schema the migrations meant to build.
           const nullable = c.isNullable && !keys.primaryKey.includes(c.name);
-          const shape = `${typeClass(c.dataType)}${nullable ? "" : " not null"}${c.hasDefaultValue ? " default" : ""}`;
+          // A sequence (bigserial on PostgreSQL, autoincrement on SQLite) counts as itself,
+          // not as a default: PostgreSQL reports its nextval() default, SQLite none.
+          const fill = c.isAutoIncrementing ? " auto" : c.hasDefaultValue ? " default" : "";
+          const shape = `${typeClass(c.dataType)}${nullable ? "" : " not null"}${fill}`;
           return [c.name, shape];
         }),
       ),

@@ -1,5 +1,6 @@
 // A whole kincare app on a fresh database, reached through app.request() or over real HTTP.
-import type { AddressInfo } from "node:net";
+import type { Agent } from "node:https";
+import { type AddressInfo, createServer } from "node:net";
 import { Writable } from "node:stream";
 import { type ServerType, serve } from "@hono/node-server";
 import type { createApp } from "../../src/app";
@@ -57,9 +58,29 @@ export interface TestAppOptions {
   mqtt?: boolean;
   /** Run the job scheduler's poll loop (otherwise tests run due jobs with scheduler.drain()). */
   jobs?: boolean;
+  /** The HTTPS agent web push goes through (trusting a local fake push service). */
+  pushAgent?: Agent;
+  /**
+   * Serve over real HTTP on a free port known before the app is built, with PUBLIC_URL set to it
+   * (webhook signatures cover the public URL, so callbacks must reach exactly that address).
+   */
+  serve?: boolean;
+}
+
+/** A loopback port that was free a moment ago. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
 }
 
 export async function createTestApp(options: TestAppOptions = {}): Promise<TestApp> {
+  const httpPort = options.serve ? await freePort() : 0;
   const testDb = options.testDb ?? (await createTestDatabase());
   const database = await migrated(testDb);
   const { db, dialect } = database;
@@ -68,7 +89,7 @@ export async function createTestApp(options: TestAppOptions = {}): Promise<TestA
     ...testDb.env,
     NODE_ENV: "test",
     LOG_LEVEL: "info",
-    PUBLIC_URL: "http://kincare.test",
+    PUBLIC_URL: httpPort ? `http://127.0.0.1:${httpPort}` : "http://kincare.test",
     MQTT_HOST: "127.0.0.1",
     MQTT_PORT: "0",
     MQTT_TOPIC_PREFIX: `kctest${process.pid}x${Math.random().toString(36).slice(2, 8)}/v1`,
@@ -85,11 +106,24 @@ export async function createTestApp(options: TestAppOptions = {}): Promise<TestA
     },
   });
   const logger = createLogger(config.LOG_LEVEL, sink);
-  const system = await createSystem(config, { clock, logger, database, pollMs: 20 });
+  const system = await createSystem(config, {
+    clock,
+    logger,
+    database,
+    pollMs: 20,
+    ...(options.pushAgent ? { pushAgent: options.pushAgent } : {}),
+  });
   const { app, scheduler } = system;
   await system.start({ devices: options.mqtt ?? false, jobs: options.jobs ?? false });
   const mqttUrl = system.broker ? `mqtt://127.0.0.1:${system.broker.port}` : config.MQTT_URL;
   let server: ServerType | undefined;
+  const listen = (port: number) =>
+    new Promise<string>((resolve) => {
+      server = serve({ fetch: app.fetch, port, hostname: "127.0.0.1" }, (info: AddressInfo) =>
+        resolve(`http://127.0.0.1:${info.port}`),
+      );
+    });
+  if (httpPort) await listen(httpPort);
 
   const request = async <T>(
     method: string,
@@ -135,12 +169,7 @@ export async function createTestApp(options: TestAppOptions = {}): Promise<TestA
     },
     logText: () => lines.join("\n"),
     request,
-    listen: () =>
-      new Promise((resolve) => {
-        server = serve({ fetch: app.fetch, port: 0, hostname: "127.0.0.1" }, (info: AddressInfo) =>
-          resolve(`http://127.0.0.1:${info.port}`),
-        );
-      }),
+    listen: () => (server ? Promise.resolve(config.PUBLIC_URL) : listen(0)),
     close: async () => {
       if (server) await new Promise((r) => server!.close(() => r(undefined)));
       await system.stop({ endMqttSessions: true });

@@ -1,0 +1,199 @@
+// What kincare says, in each recipient's language (English and Simplified Chinese) and with
+// times in their time zone. Messages are stored as data (a template name and its parameters)
+// and rendered here at send time, so a retry renders the same words.
+import { z } from "zod";
+
+export const languages = ["en", "zh-CN"] as const;
+export type Language = (typeof languages)[number];
+
+/** Anything not Chinese is spoken to in English. */
+export function languageOf(tag: string | null | undefined): Language {
+  return tag?.toLowerCase().startsWith("zh") ? "zh-CN" : "en";
+}
+
+export const MessageSchema = z.discriminatedUnion("t", [
+  z.object({ t: z.literal("alert"), alertId: z.string() }),
+  z.object({ t: z.literal("alert_repeat"), alertId: z.string() }),
+  z.object({ t: z.literal("alert_handled"), alertId: z.string(), byName: z.string() }),
+  z.object({ t: z.literal("alert_bundle"), alertIds: z.array(z.string()) }),
+  z.object({ t: z.literal("phone_code"), code: z.string().optional() }),
+  z.object({ t: z.literal("phone_invite"), residentName: z.string(), byName: z.string() }),
+  z.object({ t: z.literal("password_reset_code"), code: z.string().optional() }),
+  z.object({ t: z.literal("desk_handover"), alertId: z.string(), fromName: z.string() }),
+]);
+export type Message = z.infer<typeof MessageSchema>;
+
+/** The facts about an alert that a message about it needs. */
+export interface AlertFacts {
+  id: string;
+  kind: string;
+  severity: string;
+  residentName: string;
+  openedAt: string;
+  code: string | null;
+  details: Record<string, unknown> | null;
+}
+
+export interface Rendered {
+  title: string;
+  body: string;
+  /** The SMS text (push carries the link separately). */
+  sms: string;
+}
+
+const kindNames: Record<string, Record<Language, string>> = {
+  sos: { en: "pressed the SOS button", "zh-CN": "按下了紧急求助按钮" },
+  fall: { en: "may have fallen", "zh-CN": "可能摔倒了" },
+  no_motion: { en: "has not moved for a long time", "zh-CN": "长时间没有活动" },
+  no_activity: { en: "shows no sign of activity", "zh-CN": "没有任何活动迹象" },
+  no_check_in: { en: "has not checked in today", "zh-CN": "今天还没有报平安" },
+  door_open_night: { en: "opened a door in the night", "zh-CN": "夜间开门" },
+  tamper: { en: "has a device reporting tampering", "zh-CN": "的设备报告被拆动" },
+  low_battery: { en: "has a device with a low battery", "zh-CN": "的设备电量低" },
+  device_offline: { en: "has a device that stopped reporting", "zh-CN": "的设备已离线" },
+  vital: { en: "has a reading outside the range", "zh-CN": "的测量值超出范围" },
+};
+
+const vitalNames: Record<string, Record<Language, string>> = {
+  heart_rate: { en: "heart rate", "zh-CN": "心率" },
+  blood_pressure: { en: "blood pressure", "zh-CN": "血压" },
+  spo2: { en: "blood oxygen", "zh-CN": "血氧" },
+  body_temperature: { en: "temperature", "zh-CN": "体温" },
+  blood_glucose: { en: "blood glucose", "zh-CN": "血糖" },
+  weight: { en: "weight", "zh-CN": "体重" },
+  respiratory_rate: { en: "breathing rate", "zh-CN": "呼吸频率" },
+};
+
+export function formatTime(at: string | Date, timeZone: string, language: Language): string {
+  const date = typeof at === "string" ? new Date(at) : at;
+  return new Intl.DateTimeFormat(language === "zh-CN" ? "zh-CN" : "en-GB", {
+    timeZone,
+    month: "short",
+    day: "numeric",
+    hour: "2-digit",
+    minute: "2-digit",
+    hourCycle: "h23",
+  }).format(date);
+}
+
+function what(alert: AlertFacts, lang: Language): string {
+  if (alert.kind === "vital" && alert.details) {
+    const type = String(alert.details.type ?? "");
+    const name = vitalNames[type]?.[lang] ?? type;
+    const value = `${String(alert.details.value ?? "")} ${String(alert.details.unit ?? "")}`.trim();
+    return lang === "zh-CN" ? `的${name}为 ${value}，超出范围` : `has a ${name} of ${value}`;
+  }
+  return kindNames[alert.kind]?.[lang] ?? (lang === "zh-CN" ? "需要关注" : "needs attention");
+}
+
+function severityWord(severity: string, lang: Language): string {
+  if (lang === "zh-CN") return severity === "critical" ? "紧急" : "提醒";
+  return severity === "critical" ? "URGENT" : "Notice";
+}
+
+function alertText(alert: AlertFacts, tz: string, lang: Language, repeat: boolean) {
+  const time = formatTime(alert.openedAt, tz, lang);
+  const sev = severityWord(alert.severity, lang);
+  if (lang === "zh-CN") {
+    const lead = repeat
+      ? `${alert.residentName}再次按下了紧急求助按钮`
+      : `${alert.residentName}${what(alert, lang)}`;
+    const title = `${sev}：${lead}`;
+    const body = `${lead}（${time}）。`;
+    const reply = alert.code ? `回复 ${alert.code}（或 1）表示由您负责处理。` : "";
+    return {
+      title,
+      body: `${body}打开查看并确认由您处理。`,
+      sms: `【kincare】${title}（${time}）。${reply}`,
+    };
+  }
+  const lead = repeat
+    ? `${alert.residentName} pressed the SOS button again`
+    : `${alert.residentName} ${what(alert, lang)}`;
+  const title = `${sev}: ${lead}`;
+  const reply = alert.code ? ` Reply ${alert.code} (or 1) to take charge.` : "";
+  return {
+    title,
+    body: `${lead} at ${time}. Open to take charge.`,
+    sms: `kincare ${sev}: ${lead} at ${time}.${reply}`,
+  };
+}
+
+export interface RenderInput {
+  message: Message;
+  language: Language;
+  timeZone: string;
+  /** Facts about the alerts the message names, looked up by the caller. */
+  alerts: Map<string, AlertFacts>;
+  /** A link the SMS may carry (the acknowledgement page). */
+  link?: string | undefined;
+}
+
+export function render(input: RenderInput): Rendered {
+  const { message: m, language: lang, timeZone: tz } = input;
+  const zh = lang === "zh-CN";
+  const alert = (id: string) => {
+    const a = input.alerts.get(id);
+    if (!a) throw new Error(`alert ${id} is needed to render this message`);
+    return a;
+  };
+  const withLink = (r: Rendered): Rendered =>
+    input.link ? { ...r, sms: `${r.sms} ${input.link}` } : r;
+  switch (m.t) {
+    case "alert":
+      return withLink(alertText(alert(m.alertId), tz, lang, false));
+    case "alert_repeat":
+      return withLink(alertText(alert(m.alertId), tz, lang, true));
+    case "alert_handled": {
+      const a = alert(m.alertId);
+      const text = zh
+        ? `${m.byName}正在处理${a.residentName}的警报。`
+        : `${m.byName} is taking care of the alert for ${a.residentName}.`;
+      return {
+        title: zh ? "已有人处理" : "Someone is handling it",
+        body: text,
+        sms: `kincare: ${text}`,
+      };
+    }
+    case "desk_handover": {
+      const a = alert(m.alertId);
+      const text = zh
+        ? `${m.fromName}把${a.residentName}的警报交给了您。`
+        : `${m.fromName} handed you the alert for ${a.residentName}.`;
+      return withLink({
+        title: zh ? "交接警报" : "Alert handed over",
+        body: text,
+        sms: `kincare: ${text}`,
+      });
+    }
+    case "alert_bundle": {
+      const items = m.alertIds.map((id) => alert(id));
+      const lines = items.map(
+        (a) => `${a.residentName} ${what(a, lang)} (${formatTime(a.openedAt, tz, lang)})`,
+      );
+      const title = zh
+        ? `${items.length} 条提醒`
+        : `${items.length} notice${items.length === 1 ? "" : "s"}`;
+      const body = lines.join(zh ? "；" : "; ");
+      return { title, body, sms: `kincare: ${body}` };
+    }
+    case "phone_code": {
+      const text = zh
+        ? `您的 kincare 验证码是 ${m.code ?? ""}，10 分钟内有效。`
+        : `Your kincare confirmation code is ${m.code ?? ""}. It expires in 10 minutes.`;
+      return { title: "kincare", body: text, sms: text };
+    }
+    case "password_reset_code": {
+      const text = zh
+        ? `您的 kincare 重置密码验证码是 ${m.code ?? ""}。如非本人操作请忽略。`
+        : `Your kincare password reset code is ${m.code ?? ""}. Ignore this if you did not ask.`;
+      return { title: "kincare", body: text, sms: text };
+    }
+    case "phone_invite": {
+      const text = zh
+        ? `${m.byName}将您列为${m.residentName}的紧急联系人。回复任意内容即可接收 kincare 的警报短信。`
+        : `${m.byName} listed you as an emergency contact for ${m.residentName}. Reply to this text (any word) to receive kincare alerts.`;
+      return { title: "kincare", body: text, sms: `kincare: ${text}` };
+    }
+  }
+}

@@ -6,6 +6,7 @@ import type { MqttClient } from "mqtt";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   type Alerting,
+  advance,
   eventually,
   type Household,
   household,
@@ -94,8 +95,7 @@ describe("an SOS reaches a person", () => {
     expect(alertTextsTo(h.son.phone)).toHaveLength(0);
 
     // Nobody answered within the tier's two minutes: the son is called.
-    a.t.clock.advance(2 * 60_000);
-    a.t.scheduler.nudge();
+    await advance(a.t, 2 * 60_000);
     const [sonText] = await eventually(async () => alertTextsTo(h.son.phone));
     const code = codeIn(sonText!.body)!;
     expect(code).toBe(codeIn(text!.body));
@@ -136,8 +136,7 @@ describe("an SOS reaches a person", () => {
       ),
     );
     const before = a.twilio.messages.length;
-    a.t.clock.advance(30 * 60_000);
-    a.t.scheduler.nudge();
+    await advance(a.t, 30 * 60_000);
     await settle();
     expect(a.twilio.messages.slice(before).filter((m) => /Reply/.test(m.body))).toHaveLength(0);
     await client.endAsync();
@@ -164,12 +163,10 @@ describe("an SOS reaches a person", () => {
     const alert = await openAlert(h);
     await eventually(async () => alertTextsTo(h.daughter.phone).length === 1);
     for (const expected of [2, 3]) {
-      a.t.clock.advance(4 * 60_000);
-      a.t.scheduler.nudge();
+      await advance(a.t, 4 * 60_000);
       await eventually(async () => alertTextsTo(h.daughter.phone).length === expected);
     }
-    a.t.clock.advance(60 * 60_000);
-    a.t.scheduler.nudge();
+    await advance(a.t, 60 * 60_000);
     await settle();
     expect(alertTextsTo(h.daughter.phone)).toHaveLength(3);
     const types = (await alertDetail(alert.id)).timeline.map((e: { type: string }) => e.type);
@@ -458,8 +455,7 @@ describe("what people receive", () => {
     const [pushed] = await eventually(async () => pushesTo(h.daughter.subscription?.endpoint));
     expect(String((pushed!.payload as { title: string }).title)).toContain("紧急求助");
     // The son keeps English.
-    a.t.clock.advance(2 * 60_000);
-    a.t.scheduler.nudge();
+    await advance(a.t, 2 * 60_000);
     const [sonText] = await eventually(async () => alertTextsTo(h.son.phone));
     expect(sonText!.body).toContain("pressed the SOS button");
     await client.endAsync();

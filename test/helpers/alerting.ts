@@ -171,3 +171,30 @@ export async function eventually<T>(
     await new Promise((r) => setTimeout(r, 20));
   }
 }
+
+/**
+ * Waits until no job is running and no delivery is mid-send. Call it before moving the fake clock:
+ * a jump past a running job's lease would (rightly) make its delivery look in doubt and resend it.
+ */
+export async function idle(t: TestApp): Promise<void> {
+  await eventually(async () => {
+    const running = await t.db
+      .selectFrom("jobs")
+      .select("id")
+      .where("status", "=", "running")
+      .executeTakeFirst();
+    const sending = await t.db
+      .selectFrom("deliveries")
+      .select("id")
+      .where("status", "in", ["sending", "pending"])
+      .executeTakeFirst();
+    return !running && !sending;
+  });
+}
+
+/** Moves the fake clock once kincare is idle, and lets the scheduler look at once. */
+export async function advance(t: TestApp, ms: number): Promise<void> {
+  await idle(t);
+  t.clock.advance(ms);
+  t.scheduler.nudge();
+}

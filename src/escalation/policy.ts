@@ -37,8 +37,9 @@ export const TierSchema = z
   .strictObject({
     recipients: z.array(RecipientSchema).min(1).max(20),
     channels: z.array(z.enum(channels)).min(1).max(2),
-    waitMinutes: z.number().int().min(1).max(240).openapi({
-      description: "How long kincare waits for an acknowledgement before the next tier",
+    waitMinutes: z.number().min(0.25).max(240).multipleOf(0.25).openapi({
+      description:
+        "How long kincare waits for an acknowledgement before the next tier (minutes, in quarters: 0.5 is 30 s)",
     }),
   })
   .openapi("EscalationTier");
@@ -47,7 +48,7 @@ export type Tier = z.infer<typeof TierSchema>;
 export const PolicySchema = z
   .strictObject({
     tiers: z.array(TierSchema).min(1).max(10),
-    repeatEveryMinutes: z.number().int().min(1).max(240).openapi({
+    repeatEveryMinutes: z.number().min(0.25).max(240).multipleOf(0.25).openapi({
       description: "After the last tier, it repeats this often until someone acknowledges",
     }),
     repeatLimit: z.number().int().min(0).max(100),

@@ -5,6 +5,7 @@ import { connectDevice, type Registered, registerDevice } from "./devices.factor
 import { type SignedIn, signUpFamily, unique } from "./factories";
 import { type FakePush, type PushSubscription, startFakePush } from "./fake-push";
 import { type FakeTwilio, startFakeTwilio } from "./fake-twilio";
+import { eventually as pollUntil } from "./processes";
 import { createResident, joinCircle } from "./residents.factory";
 import { createTestApp, type TestApp, type TestAppOptions } from "./test-app";
 
@@ -159,17 +160,17 @@ export async function simpleChain(
 export { connectDevice };
 
 /** Polls until `check` returns a truthy value, or a non-empty array (jobs run on their own loop). */
-export async function eventually<T>(
+export function eventually<T>(
   check: () => Promise<T | undefined | null | false>,
   timeoutMs = 5_000,
 ): Promise<T> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value && !(Array.isArray(value) && value.length === 0)) return value;
-    if (Date.now() > until) throw new Error(`not reached within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
+  return pollUntil(
+    async () => {
+      const value = await check();
+      return Array.isArray(value) && value.length === 0 ? undefined : value;
+    },
+    { timeoutMs, everyMs: 20 },
+  );
 }
 
 /**

@@ -1,6 +1,6 @@
 // A whole kincare app on a fresh database, reached through app.request() or over real HTTP.
 import type { Agent } from "node:https";
-import { type AddressInfo, createServer } from "node:net";
+import type { AddressInfo } from "node:net";
 import { Writable } from "node:stream";
 import { type ServerType, serve } from "@hono/node-server";
 import type { createApp } from "../../src/app";
@@ -11,6 +11,7 @@ import type { Scheduler } from "../../src/jobs/scheduler";
 import { createLogger } from "../../src/logger";
 import { createSystem, type System } from "../../src/system";
 import { FakeClock } from "./clock";
+import { freePort } from "./processes";
 import { createTestDatabase, migrated, type TestDatabase } from "./test-db";
 
 export interface ApiResponse<T = any> {
@@ -65,18 +66,6 @@ export interface TestAppOptions {
    * (webhook signatures cover the public URL, so callbacks must reach exactly that address).
    */
   serve?: boolean;
-}
-
-/** A loopback port that was free a moment ago. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 export async function createTestApp(options: TestAppOptions = {}): Promise<TestApp> {

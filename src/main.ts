@@ -44,6 +44,7 @@ export async function start(config: Config, logger: Logger): Promise<Running> {
     stop: () => {
       stopping ??= (async () => {
         logger.info("shutting down: no new requests, finishing the ones in flight");
+        system.endStreams();
         const closed = new Promise<void>((resolve) => server.close(() => resolve()));
         if ("closeIdleConnections" in server) server.closeIdleConnections();
         const timeout = new Promise<void>((resolve) =>

@@ -182,7 +182,8 @@ export async function createSystem(config: Config, options: SystemOptions) {
     },
   });
 
-  const alerting = { sms, push, links, ack: ackEffects };
+  const streams = new AbortController();
+  const alerting = { sms, push, links, ack: ackEffects, streams: streams.signal };
   const app = createApp({ config, db, dialect, logger, clock, scheduler, devices: link, alerting });
 
   return {
@@ -240,7 +241,12 @@ export async function createSystem(config: Config, options: SystemOptions) {
       broker = undefined;
       await ingest.drain();
     },
+    /** Ends the server-sent event streams (first step of a shutdown). */
+    endStreams() {
+      streams.abort();
+    },
     async stop(opts: { endMqttSessions?: boolean } = {}) {
+      streams.abort();
       await this.stopDevices(opts);
       await ingest.stop();
       await scheduler.stop();

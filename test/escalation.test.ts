@@ -10,6 +10,7 @@ import {
   eventually,
   type Household,
   household,
+  idle,
   KINCARE_NUMBER,
   reachablePerson,
   simpleChain,
@@ -194,6 +195,27 @@ describe("an SOS reaches a person", () => {
         .slice(before)
         .find((p) => String((p.payload as { title?: string }).title).includes("again")),
     );
+    await client.endAsync();
+  });
+});
+
+describe("an SOS the resident cancels", () => {
+  it("stops the chain and tells those already reached that it was a mistake", async () => {
+    const h = await household(a);
+    await simpleChain(a, h);
+    const client = await withDevice(h);
+    await press(h, client);
+    const alert = await openAlert(h);
+    await eventually(async () => alertTextsTo(h.daughter.phone));
+    await idle(a.t);
+    await press(h, client, "sos_cancel");
+    await eventually(async () =>
+      textsTo(h.daughter.phone).find((m) => m.body.includes("cancelled the SOS")),
+    );
+    expect((await alertDetail(alert.id)).status).toBe("cancelled");
+    await advance(a.t, 10 * 60_000);
+    await settle();
+    expect(alertTextsTo(h.son.phone)).toHaveLength(0);
     await client.endAsync();
   });
 });

@@ -151,6 +151,7 @@ describe("readiness", () => {
         push: { publicKey: "", send: () => Promise.reject(new Error("no push in this test")) },
         links: { url: () => "", verify: () => null },
         ack: { sendDeviceAck: () => undefined, nudge: () => undefined },
+        streams: new AbortController().signal,
       },
     });
   }

@@ -1,4 +1,5 @@
 // Sign-up, login, logout, the caller's own sessions, preferences and password.
+
 import { createRoute } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { deleteCookie, setCookie } from "hono/cookie";
@@ -7,7 +8,7 @@ import { AppError } from "../errors";
 import { authedCtx, requestCtx, requireActor, SESSION_COOKIE } from "../http/auth.middleware";
 import type { AppDeps, AppEnv } from "../http/context";
 import { createRouter, errorResponses, jsonBody, jsonResponse, z } from "../http/router";
-import { Password } from "../validation";
+import { Password, Phone } from "../validation";
 import { revokeSessions } from "./accounts.repository";
 import {
   AuthResultSchema,
@@ -29,6 +30,7 @@ import {
   signUp,
   updatePreferences,
 } from "./accounts.service";
+import { resetWithCode, sendResetCode } from "./sms-reset";
 
 const tags = ["Accounts"];
 
@@ -199,6 +201,56 @@ export function accountsRoutes(deps: AppDeps) {
     }),
     async (c) => {
       await completePasswordReset(deps.db, requestCtx(c, deps), c.req.valid("json"));
+      return c.body(null, 204);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: "post",
+      path: "/auth/password-reset/sms",
+      tags,
+      security: [],
+      summary: "Text a reset code to the confirmed phone of an account (if there is one)",
+      request: jsonBody(z.strictObject({ phone: Phone })),
+      responses: {
+        202: { description: "If an account has this confirmed number, a code is on its way" },
+        ...errorResponses,
+      },
+    }),
+    async (c) => {
+      await sendResetCode(deps.db, requestCtx(c, deps), c.req.valid("json").phone);
+      deps.scheduler.nudge();
+      return c.body(null, 202);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: "post",
+      path: "/auth/password-reset/sms/complete",
+      tags,
+      security: [],
+      summary: "Set a new password with the code texted to my phone",
+      request: jsonBody(
+        z.strictObject({
+          phone: Phone,
+          code: z.string().regex(/^\d{6}$/, "six digits"),
+          newPassword: Password,
+        }),
+      ),
+      responses: {
+        204: { description: "Password set; every session of the account has ended" },
+        ...errorResponses,
+      },
+    }),
+    async (c) => {
+      await resetWithCode(
+        deps.db,
+        requestCtx(c, deps),
+        c.req.valid("json"),
+        deps.config.PUBLIC_URL,
+      );
       return c.body(null, 204);
     },
   );

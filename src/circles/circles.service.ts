@@ -9,6 +9,7 @@ import type { Db, Executor } from "../db/database";
 import { AppError, notFound } from "../errors";
 import type { Actor } from "../http/context";
 import { newId, newToken } from "../ids";
+import { personForPhone, queueMessage } from "../notifications/queue";
 import type { RequestCtx } from "../request-ctx";
 import { getSettings } from "../settings/settings.service";
 import type { CircleLevel, InvitationRow } from "./circles.table";
@@ -184,6 +185,7 @@ export async function invite(
   publicUrl: string,
 ) {
   const token = newToken();
+  const link = `${publicUrl}/invitations/accept?token=${encodeURIComponent(token)}`;
   const row = await db.transaction().execute(async (trx) => {
     await authorizeResident(trx, ctx.actor, residentId, "manageCircle");
     const settings = await getSettings(trx);
@@ -204,14 +206,39 @@ export async function invite(
     };
     await trx.insertInto("invitations").values(row).execute();
     await audit(trx, ctx, "circle.invite", residentId, row.id, { level: input.level });
+    if (input.phone) {
+      // Texted to the invitee; the link (a secret) leaves the delivery record once sent.
+      const resident = await trx
+        .selectFrom("residents")
+        .select(["full_name", "preferred_name", "language", "time_zone"])
+        .where("id", "=", residentId)
+        .executeTakeFirstOrThrow();
+      const person = await personForPhone(trx, input.phone, input.phone, {
+        language: resident.language,
+        timeZone: resident.time_zone,
+      });
+      await queueMessage(
+        trx,
+        person,
+        {
+          purpose: "invitation",
+          message: {
+            t: "invitation",
+            byName: ctx.actor.displayName,
+            residentName: resident.preferred_name ?? resident.full_name,
+            url: link,
+          },
+          channels: ["sms"],
+          dedupeKey: `invitation:${row.id}`,
+          requireConfirmedPhone: false,
+        },
+        ctx.now,
+        settings,
+      );
+    }
     return row;
   });
-  // The token travels only in this answer (for the inviter to share) and, later, by SMS.
-  return {
-    invitation: presentInvitation(row, ctx.now),
-    token,
-    link: `${publicUrl}/invitations/accept?token=${encodeURIComponent(token)}`,
-  };
+  return { invitation: presentInvitation(row, ctx.now), token, link };
 }
 
 export async function listInvitations(db: Executor, ctx: Ctx, residentId: string) {

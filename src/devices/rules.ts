@@ -10,6 +10,7 @@ import {
 import type { CarePlan, VitalType } from "../careplans/careplans.schemas";
 import { iso } from "../clock";
 import type { Executor } from "../db/database";
+import { tellCancelled } from "../escalation/start";
 import { inWindow, localTime } from "../time";
 import type { VitalStatesTable } from "./devices.table";
 import type { EventType, ParsedReading } from "./protocol";
@@ -60,6 +61,7 @@ export async function applyEventRules(
       now.getTime() - Date.parse(open.opened_at) <= settings.sosCancelWindowS * 1000
     ) {
       await closeAlert(db, open, "cancelled", "cancelled by the resident from the device", now);
+      await tellCancelled(db, open, now);
       return { cancelled: open.id };
     }
     if (open)

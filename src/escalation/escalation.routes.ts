@@ -263,7 +263,7 @@ export function escalationRoutes(deps: AppDeps) {
       }
       resume = Number(raw);
     }
-    return streamAlerts(c, deps.db, actor, resume);
+    return streamAlerts(c, deps.db, actor, resume, deps.alerting.streams);
   });
 
   return app;

@@ -38,7 +38,13 @@ async function latestSeq(db: Executor): Promise<number> {
   return Number(row?.seq ?? 0);
 }
 
-export function streamAlerts(c: Context<AppEnv>, db: Db, actor: Actor, resumeFrom: number | null) {
+export function streamAlerts(
+  c: Context<AppEnv>,
+  db: Db,
+  actor: Actor,
+  resumeFrom: number | null,
+  shutdown: AbortSignal,
+) {
   return streamSSE(c, async (stream) => {
     let closed = false;
     stream.onAbort(() => {
@@ -55,7 +61,7 @@ export function streamAlerts(c: Context<AppEnv>, db: Db, actor: Actor, resumeFro
       id: String(last),
       data: JSON.stringify({ seq: last }),
     });
-    while (!closed) {
+    while (!closed && !shutdown.aborted) {
       if (Date.now() - accessAt > REFRESH_ACCESS_MS) {
         visible = await visibleResidents(db, actor);
         accessAt = Date.now();

@@ -7,7 +7,7 @@ import { addTimeline } from "../alerts/timeline";
 import { iso } from "../clock";
 import type { Executor } from "../db/database";
 import { insertJob } from "../jobs/jobs.repository";
-import { personForPhone, personForUser, queueMessage } from "../notifications/queue";
+import { type Person, personForPhone, personForUser, queueMessage } from "../notifications/queue";
 import { getSettings } from "../settings/settings.service";
 import { policyFor } from "./policy";
 
@@ -103,4 +103,51 @@ export async function renotifyAcknowledger(
     recipient: person.name,
     channels: queued.filter((q) => q.status === "pending").map((q) => q.channel),
   });
+}
+
+/** The resident cancelled an accidental press: everyone already reached hears it is over. */
+export async function tellCancelled(db: Executor, alert: AlertRow, now: Date) {
+  const reached = await db
+    .selectFrom("deliveries")
+    .select(["user_id", "phone", "recipient_name", "channel"])
+    .where("alert_id", "=", alert.id)
+    .where("purpose", "=", "alert_step")
+    .where("status", "in", ["sent", "queued", "delivered", "sending"])
+    .execute();
+  if (reached.length === 0) return;
+  const resident = await db
+    .selectFrom("residents")
+    .select(["language", "time_zone"])
+    .where("id", "=", alert.resident_id)
+    .executeTakeFirstOrThrow();
+  const settings = await getSettings(db);
+  const byPerson = new Map<string, { person: Person; channels: Set<"push" | "sms"> }>();
+  for (const r of reached) {
+    const person = r.user_id
+      ? await personForUser(db, r.user_id)
+      : await personForPhone(db, r.phone!, r.recipient_name ?? r.phone!, {
+          language: resident.language,
+          timeZone: resident.time_zone,
+        });
+    if (!person) continue;
+    const entry = byPerson.get(person.key) ?? { person, channels: new Set() };
+    entry.channels.add(r.channel);
+    byPerson.set(person.key, entry);
+  }
+  for (const { person, channels } of byPerson.values()) {
+    await queueMessage(
+      db,
+      person,
+      {
+        purpose: "alert_cancelled",
+        message: { t: "alert_cancelled", alertId: alert.id },
+        channels: [...channels],
+        alertId: alert.id,
+        dedupeKey: `alert:${alert.id}:cancelled`,
+        requireConfirmedPhone: true,
+      },
+      now,
+      settings,
+    );
+  }
 }

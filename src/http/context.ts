@@ -27,6 +27,8 @@ export interface Alerting {
   push: PushChannel;
   links: AckLinks;
   ack: AckEffects;
+  /** Aborted at shutdown: long-lived event streams end so in-flight requests can finish. */
+  streams: AbortSignal;
 }
 
 export interface Actor {

@@ -298,11 +298,12 @@ async function sendPush(
     .execute();
 }
 
-/** One-time codes are not kept once sent. */
+/** One-time codes and invitation links are not kept once sent. */
 async function redactSecrets(db: Executor, row: DeliveryRow) {
   const stored = JSON.parse(row.message) as Record<string, unknown>;
-  if (!("code" in stored)) return;
+  if (!("code" in stored) && !("url" in stored)) return;
   delete stored.code;
+  delete stored.url;
   await db
     .updateTable("deliveries")
     .set({ message: JSON.stringify(stored) })

@@ -174,41 +174,41 @@ export async function sendPhoneCode(db: Db, ctx: Ctx) {
 
 export async function confirmPhoneCode(db: Db, ctx: Ctx, code: string) {
   const phone = await myPhone(db, ctx);
-  return db.transaction().execute(async (trx) => {
-    const row = await trx
-      .selectFrom("phone_numbers")
-      .selectAll()
-      .where("phone", "=", phone)
-      .executeTakeFirst();
-    if (!row?.code_hash || !row.code_expires_at || row.code_expires_at < iso(ctx.now)) {
-      throw new AppError("invalid_state", "no code is waiting for this number: ask for a new one");
-    }
-    if (row.code_attempts >= CODE_MAX_ATTEMPTS) {
-      throw new AppError("too_many_attempts", "too many wrong codes: ask for a new one");
-    }
-    if (row.code_hash !== hashToken(`${phone}:${code}`)) {
-      await trx
-        .updateTable("phone_numbers")
-        .set({ code_attempts: row.code_attempts + 1, updated_at: iso(ctx.now) })
-        .where("phone", "=", phone)
-        .execute();
-      throw new AppError("validation_failed", "that code is not right", {
-        issues: [{ path: "code", message: "wrong code" }],
-      });
-    }
-    await trx
+  const row = await db
+    .selectFrom("phone_numbers")
+    .selectAll()
+    .where("phone", "=", phone)
+    .executeTakeFirst();
+  if (!row?.code_hash || !row.code_expires_at || row.code_expires_at < iso(ctx.now)) {
+    throw new AppError("invalid_state", "no code is waiting for this number: ask for a new one");
+  }
+  if (row.code_attempts >= CODE_MAX_ATTEMPTS) {
+    throw new AppError("too_many_attempts", "too many wrong codes: ask for a new one");
+  }
+  if (row.code_hash !== hashToken(`${phone}:${code}`)) {
+    // Counted outside any transaction: the error that follows must not roll the count back.
+    await db
       .updateTable("phone_numbers")
-      .set({
-        confirmed_at: iso(ctx.now),
-        code_hash: null,
-        code_expires_at: null,
-        code_attempts: 0,
-        updated_at: iso(ctx.now),
-      })
+      .set((eb) => ({ code_attempts: eb("code_attempts", "+", 1), updated_at: iso(ctx.now) }))
       .where("phone", "=", phone)
       .execute();
-    return phoneStatus(trx, phone);
-  });
+    throw new AppError("validation_failed", "that code is not right", {
+      issues: [{ path: "code", message: "wrong code" }],
+    });
+  }
+  await db
+    .updateTable("phone_numbers")
+    .set({
+      confirmed_at: iso(ctx.now),
+      code_hash: null,
+      code_expires_at: null,
+      code_attempts: 0,
+      updated_at: iso(ctx.now),
+    })
+    .where("phone", "=", phone)
+    .where("code_hash", "=", row.code_hash)
+    .execute();
+  return phoneStatus(db, phone);
 }
 
 /**

@@ -15,10 +15,17 @@ export const MessageSchema = z.discriminatedUnion("t", [
   z.object({ t: z.literal("alert"), alertId: z.string() }),
   z.object({ t: z.literal("alert_repeat"), alertId: z.string() }),
   z.object({ t: z.literal("alert_handled"), alertId: z.string(), byName: z.string() }),
+  z.object({ t: z.literal("alert_cancelled"), alertId: z.string() }),
   z.object({ t: z.literal("alert_bundle"), alertIds: z.array(z.string()) }),
   z.object({ t: z.literal("phone_code"), code: z.string().optional() }),
   z.object({ t: z.literal("phone_invite"), residentName: z.string(), byName: z.string() }),
   z.object({ t: z.literal("password_reset_code"), code: z.string().optional() }),
+  z.object({
+    t: z.literal("invitation"),
+    byName: z.string(),
+    residentName: z.string(),
+    url: z.string().optional(),
+  }),
   z.object({ t: z.literal("desk_handover"), alertId: z.string(), fromName: z.string() }),
 ]);
 export type Message = z.infer<typeof MessageSchema>;
@@ -155,6 +162,13 @@ export function render(input: RenderInput): Rendered {
         sms: `kincare: ${text}`,
       };
     }
+    case "alert_cancelled": {
+      const a = alert(m.alertId);
+      const text = zh
+        ? `${a.residentName}取消了紧急求助：是误按。`
+        : `${a.residentName} cancelled the SOS: it was pressed by mistake.`;
+      return { title: zh ? "已取消" : "SOS cancelled", body: text, sms: `kincare: ${text}` };
+    }
     case "desk_handover": {
       const a = alert(m.alertId);
       const text = zh
@@ -187,6 +201,12 @@ export function render(input: RenderInput): Rendered {
       const text = zh
         ? `您的 kincare 重置密码验证码是 ${m.code ?? ""}。如非本人操作请忽略。`
         : `Your kincare password reset code is ${m.code ?? ""}. Ignore this if you did not ask.`;
+      return { title: "kincare", body: text, sms: text };
+    }
+    case "invitation": {
+      const text = zh
+        ? `${m.byName}邀请您加入${m.residentName}的 kincare 家庭圈：${m.url ?? ""}`
+        : `${m.byName} invited you to ${m.residentName}'s family circle on kincare: ${m.url ?? ""}`;
       return { title: "kincare", body: text, sms: text };
     }
     case "phone_invite": {

@@ -188,6 +188,10 @@ describe("an SOS reaches a person", () => {
     });
     expect(ack.status).toBe(200);
     expect(ack.body.accessNotes).toBe("Key safe by the door, code 4711");
+    // Acknowledged through the API: the son's tier never comes.
+    await advance(a.t, 10 * 60_000);
+    await settle();
+    expect(alertTextsTo(h.son.phone)).toHaveLength(0);
     const before = pushesTo(h.daughter.subscription?.endpoint).length;
     await press(h, client);
     await eventually(async () =>
@@ -195,6 +199,25 @@ describe("an SOS reaches a person", () => {
         .slice(before)
         .find((p) => String((p.payload as { title?: string }).title).includes("again")),
     );
+    await client.endAsync();
+  });
+});
+
+describe("the auditor", () => {
+  it("restarts an alert whose next step is overdue with nothing scheduled to run it", async () => {
+    const h = await household(a);
+    await simpleChain(a, h);
+    const client = await withDevice(h);
+    await press(h, client);
+    const alert = await openAlert(h);
+    await eventually(async () => alertTextsTo(h.daughter.phone));
+    await idle(a.t);
+    // The next step's job vanishes (a bug, a bad restore): the auditor notices it is overdue.
+    await a.t.db.deleteFrom("jobs").where("dedupe_key", "=", `alert-step:${alert.id}:1`).execute();
+    await advance(a.t, 3 * 60_000);
+    await eventually(async () => alertTextsTo(h.son.phone), 10_000);
+    const types = (await alertDetail(alert.id)).timeline.map((e: { type: string }) => e.type);
+    expect(types).toContain("escalation_resumed");
     await client.endAsync();
   });
 });

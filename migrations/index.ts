@@ -5,6 +5,8 @@ import * as devices from "./2026-11-22T0400-devices";
 import * as vitals from "./2026-11-22T0500-vitals";
 import * as activity from "./2026-11-22T0600-activity";
 import * as escalation from "./2026-11-22T0700-escalation";
+import * as providers from "./2026-11-22T0800-providers";
+import * as ledger from "./2026-11-22T0900-ledger";
 
 export const migrations: Record<string, Migration> = {
   "2026-11-22T0300-foundation": foundation,
@@ -12,4 +14,6 @@ export const migrations: Record<string, Migration> = {
   "2026-11-22T0500-vitals": vitals,
   "2026-11-22T0600-activity": activity,
   "2026-11-22T0700-escalation": escalation,
+  "2026-11-22T0800-providers": providers,
+  "2026-11-22T0900-ledger": ledger,
 };

@@ -25,16 +25,20 @@ import type {
   EscalationPoliciesTable,
 } from "../escalation/escalation.table";
 import type { JobsTable } from "../jobs/jobs.table";
+import type { LedgerTables } from "../ledger/ledger.table";
 import type {
   DeliveriesTable,
   PhoneNumbersTable,
   PushSubscriptionsTable,
   SmsOutboxTable,
 } from "../notifications/notifications.table";
+import type { ProviderTables } from "../providers/providers.table";
 import type { ResidentsTable } from "../residents/residents.table";
 import type { SettingsTable } from "../settings/settings.table";
 
-export interface Database {
+export type Database = ProviderTables & LedgerTables & CoreTables;
+
+interface CoreTables {
   users: UsersTable;
   user_roles: UserRolesTable;
   sessions: SessionsTable;

@@ -209,7 +209,7 @@ it.runIf(usingExternalBroker)(
     await publish(t, client, `${device.topicRoot}event`, event(t, "after-revoke", "sos"));
     await client.endAsync();
     expect(await quarantine(device.id)).toEqual([
-      expect.objectContaining({ reason: "unknown_device" }),
+      { reason: "unknown_device", topic: `${device.topicRoot}event` },
     ]);
     expect(
       await t.db
@@ -323,6 +323,49 @@ describe("ingest", () => {
     expect(await readings(device.id)).toHaveLength(1);
   });
 
+  it("the same msgId twice in one commit is stored once and judged once", async () => {
+    const home = (await createResident(t, daughter.token, { relationship: "daughter" })).id;
+    const oximeter = await registerDevice(t, daughter.token, home, { kind: "pulse_oximeter" });
+    const pendant = await registerDevice(t, daughter.token, home, { kind: "sos_pendant" });
+    const prefix = t.config.MQTT_TOPIC_PREFIX;
+    // One heart rate outside the normal range: judged twice, it would be the second in a row,
+    // which raises a warning. Both copies and the SOS pair are submitted in one tick: one commit.
+    const high = Buffer.from(
+      telemetry(t, "twice", [{ type: "heart_rate", unit: "/min", value: 121 }]),
+    );
+    const sos = Buffer.from(event(t, "press-1", "sos"));
+    const batches = t.system.ingest.stats.batches;
+    const duplicates = t.system.ingest.stats.duplicates;
+    await Promise.all([
+      t.system.ingest.submit(`${prefix}/devices/${oximeter.id}/telemetry`, high),
+      t.system.ingest.submit(`${prefix}/devices/${oximeter.id}/telemetry`, high),
+      t.system.ingest.submit(`${prefix}/devices/${pendant.id}/event`, sos),
+      t.system.ingest.submit(`${prefix}/devices/${pendant.id}/event`, sos),
+    ]);
+    expect(t.system.ingest.stats.batches - batches).toBe(1);
+    expect(t.system.ingest.stats.duplicates - duplicates).toBe(1);
+    expect(await readings(oximeter.id)).toHaveLength(1);
+    const events = await t.db
+      .selectFrom("device_events")
+      .select("msg_id")
+      .where("device_id", "=", pendant.id)
+      .execute();
+    expect(events).toHaveLength(1);
+    const alerts = await t.db
+      .selectFrom("alerts")
+      .select(["id", "kind"])
+      .where("resident_id", "=", home)
+      .execute();
+    expect(alerts.map((a) => a.kind)).toEqual(["sos"]);
+    // Judged twice, the SOS would have joined its own alert as a repeat.
+    const timeline = await t.db
+      .selectFrom("alert_timeline")
+      .select("type")
+      .where("alert_id", "=", alerts[0]!.id)
+      .execute();
+    expect(timeline.map((e) => e.type)).toEqual(["raised"]);
+  });
+
   it.each([
     ["not JSON", "{nope", "bad_json"],
     [
@@ -370,6 +413,15 @@ describe("ingest", () => {
     expect(desk.body.items).toEqual([expect.objectContaining({ deviceId: device.id, reason })]);
     expect(desk.body.counts[reason]).toBeGreaterThanOrEqual(1);
     expect((await t.request("GET", "/v1/quarantine", { token: daughter.token })).status).toBe(403);
+  });
+
+  it("quarantines a message from an unknown device with the topic it came on", async () => {
+    const topic = `${t.config.MQTT_TOPIC_PREFIX}/devices/no-such-device/telemetry`;
+    await t.system.ingest.submit(
+      topic,
+      Buffer.from(telemetry(t, "m-1", [{ type: "spo2", unit: "%", value: 97 }])),
+    );
+    expect(await quarantine("no-such-device")).toEqual([{ reason: "unknown_device", topic }]);
   });
 
   it("quarantines a bad event, heartbeat or status without dropping the connection", async () => {

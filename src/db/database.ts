@@ -43,11 +43,35 @@ export function openDatabase(
   if (target.file !== ":memory:") mkdirSync(dirname(target.file), { recursive: true });
   const sqlite = new SQLite(target.file);
   sqlite.pragma("journal_mode = WAL");
-  sqlite.pragma("synchronous = NORMAL");
+  // FULL: every commit's WAL frames are on disk before it returns, so a device told PUBACK keeps
+  // its message through a power cut, not only through a process kill (what NORMAL promises).
+  // Ingest commits in groups, so the sync costs a fraction of a millisecond per thousand messages.
+  sqlite.pragma("synchronous = FULL");
+  // A checkpoint every 1,000 pages (the default) came after nearly every ingest commit, each
+  // touching ~900 index pages; at 10,000 (~40 MB of WAL) the hot pages are copied once per
+  // several commits. Nothing is less durable: the WAL is synced either way.
+  sqlite.pragma("wal_autocheckpoint = 10000");
+  // 32 MiB of page cache instead of 2: readings' index pages are spread over every device and
+  // resident, and with the default most inserts read their page back from the OS.
+  sqlite.pragma("cache_size = -32768");
   sqlite.pragma("foreign_keys = ON");
   sqlite.pragma("busy_timeout = 5000");
   const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
+  sqliteHandles.set(db, sqlite);
   return { db, dialect: "sqlite", close: () => db.destroy() };
+}
+
+export type SqliteConnection = SQLite.Database;
+const sqliteHandles = new WeakMap<Db, SqliteConnection>();
+
+/**
+ * The better-sqlite3 connection under a Kysely handle from openDatabase, for a hot path that
+ * needs prepared statements (Kysely compiles each query anew). Use it only inside a Kysely
+ * transaction or connection on the same handle: that holds the single connection, so nothing else
+ * runs a statement in between.
+ */
+export function sqliteConnection(db: Db): SqliteConnection | undefined {
+  return sqliteHandles.get(db);
 }
 
 /** A unique or primary-key constraint refused the write (PostgreSQL 23505, SQLite's constraint codes). */

@@ -7,12 +7,12 @@ import type { Raised } from "../alerts/alerts.service";
 import { currentPlan } from "../careplans/careplans.service";
 import type { Clock } from "../clock";
 import { iso } from "../clock";
-import type { Db, Executor } from "../db/database";
+import { type Db, type Executor, type SqliteConnection, sqliteConnection } from "../db/database";
 import { newId } from "../ids";
 import type { Logger } from "../logger";
 import type { SecretHasher } from "./credentials";
 import { deviceOfflineKey, markDevicesSeen } from "./device-health";
-import type { VitalStatesTable } from "./devices.table";
+import type { DeviceEventsTable, VitalStatesTable } from "./devices.table";
 import {
   type DeviceEvent,
   type Heartbeat,
@@ -37,9 +37,9 @@ import {
 type Done = { resolve: () => void; reject: (error: Error) => void };
 
 type Item =
-  | { kind: "telemetry"; deviceId: string; telemetry: Telemetry; done: Done }
-  | { kind: "event"; deviceId: string; event: DeviceEvent; done: Done }
-  | { kind: "status"; deviceId: string; status: "online" | "offline"; done: Done }
+  | { kind: "telemetry"; deviceId: string; topic: string; telemetry: Telemetry; done: Done }
+  | { kind: "event"; deviceId: string; topic: string; event: DeviceEvent; done: Done }
+  | { kind: "status"; deviceId: string; topic: string; status: "online" | "offline"; done: Done }
   | {
       kind: "quarantine";
       deviceId: string | null;
@@ -84,49 +84,61 @@ export interface IngestStats {
 }
 
 type ReadingKey = { device_id: string; msg_id: string; type: string };
+type Accepted = { item: Exclude<Item, { kind: "quarantine" }>; residentId: string };
+type EventRow = DeviceEventsTable;
+/** Readings and events of a batch that were stored before (by object), and how many readings. */
+type Repeated = { repeated: Set<object>; repeatedReadings: number };
 
 /** Events that show the resident is up and about (heartbeats, battery and tamper news do not). */
 const activityEvents = new Set(["motion", "check_in", "door_open", "sos", "sos_cancel", "fall"]);
 
 /**
- * The two statements every batch runs take their rows as one JSON parameter: one short statement
- * per table and batch. Built with the query builder (a value node per cell) and prepared anew by
- * SQLite each time, a multi-row VALUES list cost more than the inserts themselves (npm run
- * bench:ingest, devices/bench-ingest.ts). Each extracted field costs SQLite about a microsecond,
- * so what every row shares (the receipt time) is a parameter of its own.
+ * SQLite's statements for every batch, prepared once and run per row. Through Kysely (compiled
+ * anew for every query, never a cached prepared statement) a reading's insert cost about 21 µs;
+ * a multi-row insert from one JSON parameter, about 17 µs (npm run bench:ingest,
+ * devices/bench-ingest.ts). A prepared statement also says whether its row was new.
  */
-const insertReadings = {
-  // No RETURNING: the common batch has no duplicate, which the count of inserted rows shows;
-  // rowids above the previous maximum are this batch's rows when it has some (see store()).
-  sqlite: (rows: string, receivedAt: string) => sql`
-    insert into readings (resident_id, device_id, msg_id, type, value, unit, measured_at, received_at)
-    select value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6, ${receivedAt}
-    from json_each(${rows}) where true
-    on conflict (device_id, msg_id, type) do nothing`,
-  postgres: (rows: string, receivedAt: string) => sql<ReadingKey>`
-    insert into readings (resident_id, device_id, msg_id, type, value, unit, measured_at, received_at)
-    select r->>0, r->>1, r->>2, r->>3, (r->>4)::double precision, r->>5, r->>6, ${receivedAt}::text
-    from jsonb_array_elements(${rows}::jsonb) as r
-    on conflict (device_id, msg_id, type) do nothing
-    returning device_id, msg_id, type`,
-};
+function prepareSqlite(conn: SqliteConnection) {
+  return {
+    insertReading: conn.prepare<unknown[]>(`
+      insert into readings (resident_id, device_id, msg_id, type, value, unit, measured_at, received_at)
+      values (?, ?, ?, ?, ?, ?, ?, ?)
+      on conflict (device_id, msg_id, type) do nothing`),
+    insertEvent: conn.prepare<unknown[]>(`
+      insert into device_events (resident_id, device_id, msg_id, type, occurred_at, received_at)
+      values (?, ?, ?, ?, ?, ?)
+      on conflict (device_id, msg_id) do nothing`),
+    vitalState: conn.prepare<unknown[]>(
+      "select * from vital_states where resident_id = ? and type = ?",
+    ),
+    saveVitalState: conn.prepare<unknown[]>(`
+      insert into vital_states (resident_id, type, level, outside_count, outside_since, updated_at)
+      values (?, ?, ?, ?, ?, ?)
+      on conflict (resident_id, type) do update set level = excluded.level,
+        outside_count = excluded.outside_count, outside_since = excluded.outside_since,
+        updated_at = excluded.updated_at`),
+  };
+}
+type SqliteStatements = ReturnType<typeof prepareSqlite>;
 
-const upsertVitalStates = {
-  sqlite: (rows: string) => sql`
-    insert into vital_states (resident_id, type, level, outside_count, outside_since, updated_at)
-    select value->>0, value->>1, value->>2, value->>3, value->>4, value->>5
-    from json_each(${rows}) where true
-    on conflict (resident_id, type) do update set level = excluded.level,
-      outside_count = excluded.outside_count, outside_since = excluded.outside_since,
-      updated_at = excluded.updated_at`,
-  postgres: (rows: string) => sql`
-    insert into vital_states (resident_id, type, level, outside_count, outside_since, updated_at)
-    select r->>0, r->>1, r->>2, (r->>3)::integer, r->>4, r->>5
-    from jsonb_array_elements(${rows}::jsonb) as r
-    on conflict (resident_id, type) do update set level = excluded.level,
-      outside_count = excluded.outside_count, outside_since = excluded.outside_since,
-      updated_at = excluded.updated_at`,
-};
+/**
+ * PostgreSQL takes a batch's rows as one jsonb parameter: one short statement per table and
+ * batch, parsed once, and RETURNING says which rows were new.
+ */
+const insertReadingsPg = (rows: string, receivedAt: string) => sql<ReadingKey>`
+  insert into readings (resident_id, device_id, msg_id, type, value, unit, measured_at, received_at)
+  select r->>0, r->>1, r->>2, r->>3, (r->>4)::double precision, r->>5, r->>6, ${receivedAt}::text
+  from jsonb_array_elements(${rows}::jsonb) as r
+  on conflict (device_id, msg_id, type) do nothing
+  returning device_id, msg_id, type`;
+
+const upsertVitalStatesPg = (rows: string) => sql`
+  insert into vital_states (resident_id, type, level, outside_count, outside_since, updated_at)
+  select r->>0, r->>1, r->>2, (r->>3)::integer, r->>4, r->>5
+  from jsonb_array_elements(${rows}::jsonb) as r
+  on conflict (resident_id, type) do update set level = excluded.level,
+    outside_count = excluded.outside_count, outside_since = excluded.outside_since,
+    updated_at = excluded.updated_at`;
 
 export class Ingest {
   readonly stats: IngestStats = {
@@ -149,10 +161,15 @@ export class Ingest {
   private seenTimer: NodeJS.Timeout | undefined;
   private readonly maxBatch: number;
   private readonly ttl: number;
-  private readonly dialect: "sqlite" | "postgres";
+  /** Set on SQLite, prepared on the first batch (the tables exist once migrations ran). */
+  private sqliteStatements: SqliteStatements | undefined;
+  private readonly sqliteConn: SqliteConnection | undefined;
 
   constructor(private readonly o: IngestOptions) {
-    this.dialect = o.db.getExecutor().adapter instanceof PostgresAdapter ? "postgres" : "sqlite";
+    if (!(o.db.getExecutor().adapter instanceof PostgresAdapter)) {
+      this.sqliteConn = sqliteConnection(o.db);
+      if (!this.sqliteConn) throw new Error("ingest on SQLite needs a handle from openDatabase");
+    }
     this.maxBatch = o.maxBatch ?? 2000;
     this.ttl = o.cacheTtlMs ?? 5_000;
     this.seenTimer = setInterval(() => void this.flushSeen(), 5_000);
@@ -274,11 +291,17 @@ export class Ingest {
     try {
       switch (channel) {
         case "telemetry":
-          return { kind: "telemetry", deviceId, telemetry: parseTelemetry(payload, now), done };
+          return {
+            kind: "telemetry",
+            deviceId,
+            topic,
+            telemetry: parseTelemetry(payload, now),
+            done,
+          };
         case "event":
-          return { kind: "event", deviceId, event: parseEvent(payload, now), done };
+          return { kind: "event", deviceId, topic, event: parseEvent(payload, now), done };
         case "status":
-          return { kind: "status", deviceId, status: parseStatus(payload), done };
+          return { kind: "status", deviceId, topic, status: parseStatus(payload), done };
         case "heartbeat":
           this.noteHeartbeat(deviceId, parseHeartbeat(payload, now));
           return null;
@@ -292,6 +315,12 @@ export class Ingest {
         return quarantine(deviceId, new Rejection("too_large", "payload too large"));
       return quarantine(deviceId, error);
     }
+  }
+
+  private get sqlite(): SqliteStatements | undefined {
+    if (this.sqliteConn && !this.sqliteStatements)
+      this.sqliteStatements = prepareSqlite(this.sqliteConn);
+    return this.sqliteStatements;
   }
 
   private heartbeats = new Map<string, Heartbeat>();
@@ -378,19 +407,19 @@ export class Ingest {
     };
     // Resolve devices and residents before the transaction: cache reads, no writes.
     await this.refreshDevices(batch);
-    const quarantined: Item[] = [];
-    const accepted: { item: Exclude<Item, { kind: "quarantine" }>; residentId: string }[] = [];
+    const quarantined: Extract<Item, { kind: "quarantine" }>[] = [];
+    const accepted: Accepted[] = [];
     for (const item of batch) {
       if (item.kind === "quarantine") {
         quarantined.push(item);
         continue;
       }
-      const device = await this.device(item.deviceId);
+      const device = this.cachedDevice(item.deviceId) ?? (await this.device(item.deviceId));
       if (device?.status !== "active") {
         quarantined.push({
           kind: "quarantine",
           deviceId: item.deviceId,
-          topic: item.kind,
+          topic: item.topic.slice(0, 300),
           reason: "unknown_device",
           detail: "no active device with this id",
           payload: "",
@@ -419,68 +448,30 @@ export class Ingest {
     }
 
     await this.o.db.transaction().execute(async (trx) => {
-      const readingRows: (string | number)[][] = [];
-      for (const { item, residentId } of accepted) {
-        if (item.kind !== "telemetry") continue;
-        for (const r of item.telemetry.readings) {
-          readingRows.push([
-            residentId,
-            item.deviceId,
-            item.telemetry.msgId,
-            r.type,
-            r.value,
-            r.unit,
-            r.measuredAt,
-          ]);
-        }
-      }
-      // Which readings are new (not a device's retry): all of them, or those in this set.
-      const { allNew, newReadings } = await this.insertReadings(trx, readingRows, receivedAt);
-      const stored = allNew ? readingRows.length : newReadings.size;
-      this.stats.stored += stored;
-      this.stats.duplicates += readingRows.length - stored;
-
-      const eventRows = accepted.flatMap(({ item, residentId }) =>
-        item.kind === "event"
-          ? [
-              {
-                resident_id: residentId,
-                device_id: item.deviceId,
-                msg_id: item.event.msgId,
-                type: item.event.type,
-                occurred_at: item.event.occurredAt,
-                received_at: receivedAt,
-              },
-            ]
-          : [],
-      );
-      const newEvents = new Set<string>();
-      if (eventRows.length > 0) {
-        const rows = await trx
-          .insertInto("device_events")
-          .values(eventRows)
-          .onConflict((oc) => oc.columns(["device_id", "msg_id"]).doNothing())
-          .returning(["device_id", "msg_id"])
-          .execute();
-        for (const r of rows) newEvents.add(`${r.device_id}\u0000${r.msg_id}`);
-      }
+      // What a device sent before (its retry, or the same msgId twice in this batch): stored once,
+      // judged once. Readings and events are marked by object, in arrival order.
+      const { repeated, repeatedReadings } = this.sqlite
+        ? this.insertSqlite(this.sqlite, accepted, receivedAt)
+        : await this.insertPostgres(trx, accepted, receivedAt);
+      let readings = 0;
+      for (const { item } of accepted)
+        if (item.kind === "telemetry") readings += item.telemetry.readings.length;
+      this.stats.stored += readings - repeatedReadings;
+      this.stats.duplicates += repeatedReadings;
 
       if (quarantined.length > 0) {
         await trx
           .insertInto("quarantine")
           .values(
-            quarantined.map((q) => {
-              const item = q as Extract<Item, { kind: "quarantine" }>;
-              return {
-                id: newId(),
-                device_id: item.deviceId,
-                topic: item.topic,
-                reason: item.reason,
-                detail: item.detail.slice(0, 500),
-                payload: item.payload,
-                received_at: receivedAt,
-              };
-            }),
+            quarantined.map((item) => ({
+              id: newId(),
+              device_id: item.deviceId,
+              topic: item.topic,
+              reason: item.reason,
+              detail: item.detail.slice(0, 500),
+              payload: item.payload,
+              received_at: receivedAt,
+            })),
           )
           .execute();
       }
@@ -488,7 +479,8 @@ export class Ingest {
       // Rules, in arrival order, only for what is new: a device's retry raises nothing twice.
       for (const { item, residentId } of accepted) {
         const ctx = contexts.get(residentId)!;
-        if (item.kind === "event" && newEvents.has(`${item.deviceId}\u0000${item.event.msgId}`)) {
+        if (item.kind === "event") {
+          if (repeated.has(item.event)) continue;
           const result = await applyEventRules(
             trx,
             ctx,
@@ -506,11 +498,7 @@ export class Ingest {
           }
         } else if (item.kind === "telemetry") {
           for (const reading of item.telemetry.readings) {
-            if (
-              !allNew &&
-              !newReadings.has(`${item.deviceId}\u0000${item.telemetry.msgId}\u0000${reading.type}`)
-            )
-              continue;
+            if (repeated.has(reading)) continue;
             const key = `${residentId}\u0000${reading.type}`;
             const before =
               effects.vitals.get(key) ??
@@ -533,66 +521,160 @@ export class Ingest {
           );
         }
       }
-      if (effects.vitals.size > 0) {
-        const rows = [...effects.vitals].map(([key, state]) => {
-          const [residentId, type] = key.split("\u0000") as [string, string];
-          const row: VitalStatesTable = stateRow(residentId, type, state, now);
-          return [
-            row.resident_id,
-            row.type,
-            row.level,
-            row.outside_count,
-            row.outside_since,
-            row.updated_at,
-          ];
-        });
-        await upsertVitalStates[this.dialect](JSON.stringify(rows)).execute(trx);
-      }
+      if (effects.vitals.size > 0) await this.saveVitalStates(trx, effects.vitals, now);
     });
-    for (const q of quarantined) {
-      const reason = (q as Extract<Item, { kind: "quarantine" }>).reason;
-      this.stats.quarantined[reason] = (this.stats.quarantined[reason] ?? 0) + 1;
-    }
+    for (const q of quarantined)
+      this.stats.quarantined[q.reason] = (this.stats.quarantined[q.reason] ?? 0) + 1;
     return effects;
   }
 
-  private async insertReadings(
-    trx: Executor,
-    rows: (string | number)[][],
-    receivedAt: string,
-  ): Promise<{ allNew: boolean; newReadings: Set<string> }> {
-    const newReadings = new Set<string>();
-    if (rows.length === 0) return { allNew: true, newReadings };
-    const json = JSON.stringify(rows);
-    let returned: ReadingKey[];
-    if (this.dialect === "postgres") {
-      returned = (await insertReadings.postgres(json, receivedAt).execute(trx)).rows;
-    } else {
-      const { rows: last } = await sql<{ rowid: number }>`
-        select coalesce(max(rowid), 0) as rowid from readings`.execute(trx);
-      const result = await insertReadings.sqlite(json, receivedAt).execute(trx);
-      if (Number(result.numAffectedRows) === rows.length) return { allNew: true, newReadings };
-      // Some were retries: the new rows are those above the largest rowid before this insert
-      // (this transaction holds the only connection, so no one else wrote in between).
-      returned = (
-        await sql<ReadingKey>`
-          select device_id, msg_id, type from readings where rowid > ${last[0]!.rowid}`.execute(trx)
-      ).rows;
+  /**
+   * SQLite: one prepared statement run per row, which says whether the row was new. This
+   * transaction holds the only connection, so the statements run inside it.
+   */
+  private insertSqlite(s: SqliteStatements, accepted: Accepted[], receivedAt: string): Repeated {
+    const repeated = new Set<object>();
+    let repeatedReadings = 0;
+    for (const { item, residentId } of accepted) {
+      if (item.kind === "telemetry") {
+        const t = item.telemetry;
+        for (const r of t.readings) {
+          const { changes } = s.insertReading.run(
+            residentId,
+            item.deviceId,
+            t.msgId,
+            r.type,
+            r.value,
+            r.unit,
+            r.measuredAt,
+            receivedAt,
+          );
+          if (changes === 0) {
+            repeated.add(r);
+            repeatedReadings++;
+          }
+        }
+      } else if (item.kind === "event") {
+        const e = item.event;
+        const { changes } = s.insertEvent.run(
+          residentId,
+          item.deviceId,
+          e.msgId,
+          e.type,
+          e.occurredAt,
+          receivedAt,
+        );
+        if (changes === 0) repeated.add(e);
+      }
     }
-    if (returned.length === rows.length) return { allNew: true, newReadings };
-    for (const r of returned) newReadings.add(`${r.device_id}\u0000${r.msg_id}\u0000${r.type}`);
-    return { allNew: false, newReadings };
+    return { repeated, repeatedReadings };
+  }
+
+  /** PostgreSQL: one statement per table and batch; what it returns is what was new. */
+  private async insertPostgres(
+    trx: Executor,
+    accepted: Accepted[],
+    receivedAt: string,
+  ): Promise<Repeated> {
+    const repeated = new Set<object>();
+    let repeatedReadings = 0;
+    const readingRows: (string | number)[][] = [];
+    const eventRows: EventRow[] = [];
+    for (const { item, residentId } of accepted) {
+      if (item.kind === "telemetry") {
+        const t = item.telemetry;
+        for (const r of t.readings)
+          readingRows.push([
+            residentId,
+            item.deviceId,
+            t.msgId,
+            r.type,
+            r.value,
+            r.unit,
+            r.measuredAt,
+          ]);
+      } else if (item.kind === "event") {
+        eventRows.push({
+          resident_id: residentId,
+          device_id: item.deviceId,
+          msg_id: item.event.msgId,
+          type: item.event.type,
+          occurred_at: item.event.occurredAt,
+          received_at: receivedAt,
+        });
+      }
+    }
+    const freshReadings = new Set<string>();
+    const freshEvents = new Set<string>();
+    let allNew = true;
+    if (readingRows.length > 0) {
+      const { rows } = await insertReadingsPg(JSON.stringify(readingRows), receivedAt).execute(trx);
+      allNew = rows.length === readingRows.length;
+      if (!allNew)
+        for (const r of rows) freshReadings.add(`${r.device_id}\u0000${r.msg_id}\u0000${r.type}`);
+    }
+    if (eventRows.length > 0) {
+      const rows = await trx
+        .insertInto("device_events")
+        .values(eventRows)
+        .onConflict((oc) => oc.columns(["device_id", "msg_id"]).doNothing())
+        .returning(["device_id", "msg_id"])
+        .execute();
+      for (const r of rows) freshEvents.add(`${r.device_id}\u0000${r.msg_id}`);
+    }
+    // A key returned once is new once: its first occurrence in the batch.
+    for (const { item } of accepted) {
+      if (item.kind === "event") {
+        if (!freshEvents.delete(`${item.deviceId}\u0000${item.event.msgId}`))
+          repeated.add(item.event);
+      } else if (item.kind === "telemetry" && !allNew) {
+        for (const r of item.telemetry.readings)
+          if (
+            !freshReadings.delete(`${item.deviceId}\u0000${item.telemetry.msgId}\u0000${r.type}`)
+          ) {
+            repeated.add(r);
+            repeatedReadings++;
+          }
+      }
+    }
+    return { repeated, repeatedReadings };
+  }
+
+  private async saveVitalStates(
+    trx: Executor,
+    states: Map<string, VitalState>,
+    now: Date,
+  ): Promise<void> {
+    const rows = [...states].map(([key, state]) => {
+      const [residentId, type] = key.split("\u0000") as [string, string];
+      const row: VitalStatesTable = stateRow(residentId, type, state, now);
+      return [
+        row.resident_id,
+        row.type,
+        row.level,
+        row.outside_count,
+        row.outside_since,
+        row.updated_at,
+      ] as const;
+    });
+    if (this.sqlite) {
+      for (const row of rows) this.sqlite.saveVitalState.run(...row);
+      return;
+    }
+    await upsertVitalStatesPg(JSON.stringify(rows)).execute(trx);
   }
 
   private async vitalState(db: Executor, residentId: string, type: string): Promise<VitalState> {
     const cached = this.vitals.get(`${residentId}\u0000${type}`);
     if (cached) return cached;
-    const row = await db
-      .selectFrom("vital_states")
-      .selectAll()
-      .where("resident_id", "=", residentId)
-      .where("type", "=", type)
-      .executeTakeFirst();
+    const row = this.sqlite
+      ? (this.sqlite.vitalState.get(residentId, type) as VitalStatesTable | undefined)
+      : await db
+          .selectFrom("vital_states")
+          .selectAll()
+          .where("resident_id", "=", residentId)
+          .where("type", "=", type)
+          .executeTakeFirst();
     const state: VitalState = row
       ? {
           level: row.level,
@@ -653,9 +735,15 @@ export class Ingest {
     }
   }
 
-  private async device(deviceId: string): Promise<CachedDevice | null> {
+  /** The cached entry while it is fresh: no promise per message for the common case. */
+  private cachedDevice(deviceId: string): CachedDevice | undefined {
     const cached = this.devices.get(deviceId);
-    if (cached && cached.expires > Date.now()) return cached;
+    return cached && cached.expires > Date.now() ? cached : undefined;
+  }
+
+  private async device(deviceId: string): Promise<CachedDevice | null> {
+    const cached = this.cachedDevice(deviceId);
+    if (cached) return cached;
     const row = await this.o.db
       .selectFrom("devices")
       .select(["status", "secret_hash"])

@@ -24,6 +24,10 @@ export const errorCodes = [
   "reset_token_invalid",
   "last_primary",
   "invalid_state",
+  "insufficient_funds",
+  "idempotency_key_required",
+  "idempotency_key_reused",
+  "signature_invalid",
   "internal",
   "unavailable",
 ] as const;
@@ -40,6 +44,7 @@ export function statusOf(code: ErrorCode): ContentfulStatusCode {
     case "invalid_credentials":
       return 401;
     case "origin_rejected":
+    case "signature_invalid":
     case "forbidden":
     case "invitation_wrong_recipient":
       return 403;
@@ -50,6 +55,7 @@ export function statusOf(code: ErrorCode): ContentfulStatusCode {
     case "version_conflict":
     case "last_primary":
     case "invalid_state":
+    case "insufficient_funds":
       return 409;
     case "invitation_expired":
     case "invitation_used":
@@ -59,6 +65,10 @@ export function statusOf(code: ErrorCode): ContentfulStatusCode {
       return 413;
     case "unsupported_media_type":
       return 415;
+    case "idempotency_key_reused":
+      return 422;
+    case "idempotency_key_required":
+      return 428;
     case "account_locked":
     case "too_many_attempts":
       return 429;

@@ -75,6 +75,9 @@ const envSchema = z
         .optional(),
     ),
     TWILIO_API_URL: optionalString.pipe(z.url({ protocol: /^https?$/ }).optional()),
+    PAYMENTS_WEBHOOK_SECRET: optionalString.pipe(
+      z.string().min(16, "must be at least 16 characters").optional(),
+    ),
     VAPID_PUBLIC_KEY: optionalString,
     VAPID_PRIVATE_KEY: optionalString,
     VAPID_SUBJECT: optionalString.pipe(

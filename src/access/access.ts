@@ -28,6 +28,8 @@ export const residentActions = {
   viewAlerts: ["operator", "primary", "member", "self"],
   handleAlerts: ["operator", "primary", "member"],
   manageEscalation: ["operator", "primary"],
+  viewWallet: ["operator", "primary", "member", "self"],
+  payIntoWallet: ["primary", "member"],
 } as const satisfies Record<string, readonly Relation[]>;
 
 export type ResidentAction = keyof typeof residentActions;
@@ -52,6 +54,8 @@ const describe: Record<ResidentAction, string> = {
   viewAlerts: "see this resident's alerts",
   handleAlerts: "acknowledge or resolve this resident's alerts",
   manageEscalation: "change who is called when this resident needs help",
+  viewWallet: "see this resident's wallet",
+  payIntoWallet: "put money into or take it out of this resident's wallet",
 };
 
 /** Every relationship the actor has to the resident (several: an operator may also be family). */

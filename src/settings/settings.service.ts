@@ -38,6 +38,7 @@ const rules = {
     .max(24 * 60),
   "notifications.sms_validity_s": z.number().int().min(60).max(14_400),
   "notifications.critical_push_ttl_s": z.number().int().min(30).max(86_400),
+  "marketplace.currency": z.string().regex(/^[A-Z]{3}$/, "an ISO 4217 code, e.g. CNY"),
 };
 
 export type SettingKey = keyof typeof rules;
@@ -62,6 +63,8 @@ export const settingDefaults: Settings = {
   // An SOS text that arrives hours late is worse than none: Twilio drops it after this long.
   "notifications.sms_validity_s": 900,
   "notifications.critical_push_ttl_s": 300,
+  // Wallets, prices and payouts are in this currency (set before the first payment).
+  "marketplace.currency": "CNY",
 };
 
 export const settingsSchema = z.object(rules);

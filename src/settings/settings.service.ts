@@ -76,13 +76,13 @@ export async function getSettings(db: Executor): Promise<Settings> {
   for (const row of rows) {
     if (row.key in rules) stored[row.key] = JSON.parse(row.value);
   }
-  const settings = { ...settingDefaults };
+  const settings: Record<string, unknown> = { ...settingDefaults };
   for (const key of Object.keys(rules) as SettingKey[]) {
     // A stored value that no longer fits (after a rule tightened) falls back to its default.
     const parsed = rules[key].safeParse(stored[key]);
     if (parsed.success) settings[key] = parsed.data;
   }
-  return settings;
+  return settings as Settings;
 }
 
 export async function getSetting<K extends SettingKey>(db: Executor, key: K): Promise<Settings[K]> {

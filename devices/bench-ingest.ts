@@ -1,5 +1,6 @@
 // npm run bench:ingest [-- --devices 1000 --window 4 --warmup 5 --seconds 20 --soak 300
-//                          --raw hook|subscriber --abnormal 0.01 --profile FILE --keep]
+//                          --broker embedded|mosquitto --raw hook|subscriber --abnormal 0.01
+//                          --profile FILE --keep]
 //
 // How fast kincare stores device telemetry, against how fast the same broker passes it on when
 // nothing is stored. One run, two phases, the same publishers (a child process, so the load never
@@ -21,6 +22,16 @@
 // alerts as they would. Both sides' CPU is printed: when the load generator uses a whole core,
 // the raw rate is its limit rather than the broker's.
 //
+// --broker mosquitto: a private Mosquitto (/usr/sbin/mosquitto, its own config, per-device
+// passwords and kincare's ACL, on a free port; as the tests start one) instead of the embedded
+// broker. Its PUBACK is not a commit, so the devices' window alone would let them run ahead of
+// kincare: they publish no more than every device's window beyond what kincare has stored (or the
+// raw subscriber has received), which keeps "in flight" the same for both brokers. Rates are
+// counted where messages land; p50/p99 are publish-to-receipt times from the stored rows. The
+// raw subscriber is kincare's own shape (MQTT_INGEST_CONNECTIONS sessions of one shared group,
+// QoS 1) acknowledging at once. The broker runs with max_queued_messages 100000: Mosquitto's
+// default of 1000 per session drops QoS 1 messages once a subscriber falls that far behind.
+//
 // Progress goes to stderr; the last line of stdout is one JSON object.
 import { fork } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -32,16 +43,19 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { Aedes } from "aedes";
 import { sql } from "kysely";
+import mqtt from "mqtt";
 import pg from "pg";
 import { ensureOperator } from "../src/accounts/accounts.service";
 import { systemClock } from "../src/clock";
 import { loadConfig } from "../src/config";
-import { openDatabase } from "../src/db/database";
+import { type Db, openDatabase } from "../src/db/database";
 import { startEmbeddedBroker } from "../src/devices/broker";
 import type { DeviceKind } from "../src/devices/devices.table";
 import type { Ingest } from "../src/devices/ingest";
+import { mosquittoAclFor } from "../src/devices/mosquitto";
 import { createLogger } from "../src/logger";
 import { createSystem } from "../src/system";
+import { type Mosquitto, startMosquitto } from "../test/helpers/mosquitto";
 import type { FromLoad, LoadDevice, LoadReport, ToLoad } from "./bench-load";
 import { registerFleet } from "./fleet";
 
@@ -52,6 +66,7 @@ const { values: args } = parseArgs({
     warmup: { type: "string", default: "5" },
     seconds: { type: "string", default: "20" },
     soak: { type: "string" },
+    broker: { type: "string", default: "embedded" },
     raw: { type: "string", default: "hook" },
     abnormal: { type: "string", default: "0.01" },
     profile: { type: "string" },
@@ -66,7 +81,11 @@ const window = Number(args.window);
 const warmupS = Number(args.warmup);
 const soakS = args.soak === undefined ? undefined : Number(args.soak);
 const measureS = soakS ?? Number(args.seconds);
-const rawMode = args.raw === "subscriber" ? "subscriber" : "hook";
+if (args.broker !== "embedded" && args.broker !== "mosquitto")
+  throw new Error(`--broker is embedded or mosquitto, not ${args.broker}`);
+const brokerKind: "embedded" | "mosquitto" = args.broker;
+const rawMode =
+  brokerKind === "mosquitto" ? "subscriber" : args.raw === "subscriber" ? "subscriber" : "hook";
 const topicPrefix = "bench/v1";
 const telemetryKinds: DeviceKind[] = [
   "pulse_oximeter",
@@ -122,6 +141,9 @@ interface PhaseResult extends LoadReport {
   rssAfterMinuteMb: number | undefined;
   rssEndMb: number;
   totalAcked: number;
+  /** The measured window, as ISO-8601 instants. */
+  markedAtIso: string;
+  endedAtIso: string;
   /** The phase's own counter (readings stored), per second of the measured window. */
   countedPerS: number;
   /** CPU per acknowledged message, in microseconds: kincare's process and the load generator. */
@@ -137,19 +159,35 @@ async function phase(
   load: Load,
   name: string,
   seconds: number,
-  hooks: { progress?: () => string; profile?: Session; counter?: () => number } = {},
+  hooks: {
+    progress?: () => string;
+    profile?: Session;
+    counter?: () => number;
+    /** External broker: messages stored (or received raw) so far; paces the publishers. */
+    landed?: () => number;
+  } = {},
 ): Promise<PhaseResult> {
+  let credit: NodeJS.Timeout | undefined;
+  const landed = hooks.landed;
+  const landedAtStart = landed?.() ?? 0;
+  if (landed) {
+    const allow = () =>
+      load.send({ type: "credit", upTo: landed() - landedAtStart + deviceCount * window });
+    allow();
+    credit = setInterval(allow, 10);
+  }
   load.send({ type: "start", tag: `${name}${Date.now().toString(36)}` });
   say(`${name}: warming up for ${warmupS} s`);
   await sleep(warmupS * 1000);
   await hooks.profile?.post("Profiler.start");
   await load.ask({ type: "mark" }, "marked");
   const counted = hooks.counter?.() ?? 0;
+  const landedAtMark = landed?.() ?? 0;
   const cpuAtMark = process.cpuUsage();
   const started = Date.now();
   let peak = process.memoryUsage.rss();
   let afterMinute: number | undefined;
-  let lastAcked = 0;
+  let lastAcked = landed ? landedAtMark : 0;
   let lastAt = started;
   const sampler = setInterval(() => {
     const rss = process.memoryUsage.rss();
@@ -159,14 +197,19 @@ async function phase(
   const reporter = setInterval(() => {
     const p = load.progress();
     const now = Date.now();
+    const done = landed ? landed() : p.acked;
     say(
-      `${name}: ${Math.round((now - started) / 1000)} s, ${Math.round(((p.acked - lastAcked) * 1000) / (now - lastAt))}/s, in flight ${p.inFlight}, rss ${mb(process.memoryUsage.rss())} MB${hooks.progress ? `, ${hooks.progress()}` : ""}`,
+      `${name}: ${Math.round((now - started) / 1000)} s, ${Math.round(((done - lastAcked) * 1000) / (now - lastAt))}/s, in flight ${p.inFlight}, rss ${mb(process.memoryUsage.rss())} MB${hooks.progress ? `, ${hooks.progress()}` : ""}`,
     );
-    lastAcked = p.acked;
+    lastAcked = done;
     lastAt = now;
   }, 5_000);
   await sleep(seconds * 1000);
   const report = await load.ask({ type: "report" }, "report");
+  const ended = Date.now();
+  const landedPerS = landed
+    ? Math.round(((landed() - landedAtMark) * 1000) / (Date.now() - started))
+    : undefined;
   const countedPerS = ((hooks.counter?.() ?? 0) - counted) / (report.elapsedMs / 1000);
   const cpu = process.cpuUsage(cpuAtMark);
   // Share of one core each side used: 1.0 means that side was the limit.
@@ -178,14 +221,17 @@ async function phase(
   clearInterval(reporter);
   const rssEnd = process.memoryUsage.rss();
   say(`${name}: draining what is still in flight`);
+  if (credit) clearInterval(credit);
   const halted = await load.ask({ type: "halt" }, "halted");
   return {
     ...report,
-    perS: Math.round((report.acked * 1000) / report.elapsedMs),
+    perS: landedPerS ?? Math.round((report.acked * 1000) / report.elapsedMs),
     peakRssMb: mb(Math.max(peak, rssEnd)),
     rssAfterMinuteMb: afterMinute === undefined ? undefined : mb(afterMinute),
     rssEndMb: mb(rssEnd),
     totalAcked: halted.acked,
+    markedAtIso: new Date(started).toISOString(),
+    endedAtIso: new Date(ended).toISOString(),
     countedPerS: Math.round(countedPerS),
     cpuUsPerMsg: Math.round((cpuMs * 1000) / report.acked),
     loadCpuUsPerMsg: Math.round((report.cpuMs * 1000) / report.acked),
@@ -253,6 +299,15 @@ async function freshDatabase() {
 async function main() {
   const target = await freshDatabase();
   dropDatabase = args.keep ? undefined : target.drop;
+  // kincare's own user on a private Mosquitto; the devices are added once registered.
+  const service = { username: "kincare", password: `bench-${Math.random().toString(36).slice(2)}` };
+  if (brokerKind === "mosquitto") {
+    mosquitto = await startMosquitto({
+      users: [service],
+      acl: mosquittoAclFor(topicPrefix, service.username),
+    });
+    say(`broker: a private mosquitto on ${mosquitto.url} (max_queued_messages 100000)`);
+  }
   const config = loadConfig({
     ...process.env,
     DATABASE_URL: target.url,
@@ -262,8 +317,12 @@ async function main() {
     MQTT_HOST: "127.0.0.1",
     MQTT_PORT: "0",
     MQTT_TOPIC_PREFIX: topicPrefix,
-    // The embedded broker: an external one (MQTT_URL) is not what this run measures.
-    MQTT_URL: "",
+    // The embedded broker unless --broker mosquitto: never the MQTT_URL of the environment.
+    MQTT_URL: mosquitto?.url ?? "",
+    MQTT_USERNAME: mosquitto ? service.username : "",
+    MQTT_PASSWORD: mosquitto ? service.password : "",
+    MQTT_CLIENT_ID: `kincare-bench-${process.pid}`,
+    MQTT_SHARED_GROUP: "",
     BOOTSTRAP_OPERATOR_EMAIL: "",
     BOOTSTRAP_OPERATOR_PASSWORD: "",
   });
@@ -280,9 +339,6 @@ async function main() {
     await sql.raw(`pragma ${pragma}`).execute(system.db);
     say(`pragma ${pragma}`);
   }
-  await system.start();
-  const brokerUrl = `mqtt://127.0.0.1:${system.broker!.port}`;
-
   const setupStarted = Date.now();
   const { userId } = await ensureOperator(system.db, new Date(), {
     email: "bench-operator@kincare.local",
@@ -298,6 +354,9 @@ async function main() {
     })
   ).map((d) => ({ id: d.id, secret: d.secret, kind: d.kind, timeZone: d.timeZone }));
   say(`registered ${devices.length} devices in ${Date.now() - setupStarted} ms`);
+  await mosquitto?.addUsers(devices.map((d) => ({ username: d.id, password: d.secret })));
+  await system.start();
+  const brokerUrl = mosquitto?.url ?? `mqtt://127.0.0.1:${system.broker!.port}`;
 
   const load = startLoad();
   const connect = async (url: string) => {
@@ -321,11 +380,21 @@ async function main() {
   profiler?.connect();
   await profiler?.post("Profiler.enable");
   const ingest = system.ingest;
+  // On an external broker: count the device messages kincare has committed.
+  let committed = 0;
+  if (mosquitto) {
+    const submit = ingest.submit.bind(ingest);
+    ingest.submit = (topic, payload) =>
+      submit(topic, payload).then(() => {
+        if (topic.endsWith("/telemetry")) committed++;
+      });
+  }
   let lastBatches = 0;
   let lastStored = 0;
   const stored = await phase(load, "stored", measureS, {
     ...(profiler ? { profile: profiler } : {}),
     counter: () => ingest.stats.stored,
+    ...(mosquitto ? { landed: () => committed } : {}),
     progress: () => {
       const batches = ingest.stats.batches - lastBatches;
       const readings = ingest.stats.stored - lastStored;
@@ -340,6 +409,19 @@ async function main() {
     say(`CPU profile of the measured window written to ${args.profile}; self time, top 30:`);
     for (const line of summariseProfile(profile)) say(line);
     profiler.disconnect();
+  }
+  if (mosquitto) {
+    // What the broker acknowledged is still on its way to kincare: wait until it is all stored.
+    const until = Date.now() + 120_000;
+    while (committed < stored.totalAcked) {
+      if (Date.now() > until)
+        throw new Error(`kincare stored ${committed} of ${stored.totalAcked} within 120 s`);
+      await sleep(100);
+    }
+    const latency = await receiptLatency(system.db, stored.markedAtIso, stored.endedAtIso);
+    stored.p50Ms = latency.p50;
+    stored.p99Ms = latency.p99;
+    stored.maxMs = latency.max;
   }
   await load.ask({ type: "disconnect" }, "disconnected");
   await ingest.drain();
@@ -363,7 +445,7 @@ async function main() {
   if (Number(messages.n) < stored.totalAcked)
     throw new Error("fewer messages on disk than were acknowledged: ingest lost data");
   const secrets = new Map(devices.map((d) => [d.id, d.secret]));
-  await system.stop();
+  await system.stop({ endMqttSessions: true });
   dropDatabase = undefined;
   if (!args.keep) await target.drop();
   else say(`kept the database: ${target.where}`);
@@ -375,7 +457,31 @@ async function main() {
     const authenticate = async (id: string, secret: string) => secrets.get(id) === secret;
     let closeRaw: () => Promise<void>;
     let rawUrl: string;
-    if (rawMode === "hook") {
+    if (mosquitto) {
+      // kincare's shape on the same broker: shared telemetry sessions at QoS 1, acknowledging
+      // each message at once instead of after a commit.
+      const subscribers = await Promise.all(
+        Array.from({ length: config.MQTT_INGEST_CONNECTIONS }, async (_, i) => {
+          const client = await mqtt.connectAsync(mosquitto!.url, {
+            ...service,
+            clientId: `kincare-bench-raw-${process.pid}-${i + 1}`,
+            clean: true,
+            protocolVersion: 4,
+            reconnectPeriod: 0,
+          });
+          client.handleMessage = (_packet, callback) => {
+            received++;
+            callback();
+          };
+          await client.subscribeAsync(`$share/raw/${topicPrefix}/devices/+/telemetry`, { qos: 1 });
+          return client;
+        }),
+      );
+      rawUrl = mosquitto.url;
+      closeRaw = async () => {
+        await Promise.all(subscribers.map((c) => c.endAsync()));
+      };
+    } else if (rawMode === "hook") {
       // kincare's own broker code; what the hook hands on is counted and dropped.
       const passThrough = {
         authenticate,
@@ -421,7 +527,9 @@ async function main() {
       };
     }
     await connect(rawUrl);
-    raw = await phase(load, `raw-${rawMode}`, Math.min(measureS, Number(args.seconds)));
+    raw = await phase(load, `raw-${rawMode}`, Math.min(measureS, Number(args.seconds)), {
+      ...(mosquitto ? { landed: () => received } : {}),
+    });
     await load.ask({ type: "disconnect" }, "disconnected");
     await closeRaw();
     say(
@@ -432,7 +540,7 @@ async function main() {
 
   const result: Record<string, unknown> = {
     bench: "ingest",
-    broker: "embedded",
+    broker: brokerKind,
     db: target.dialect,
     stored_per_s: stored.perS,
     raw_per_s: raw?.perS ?? null,
@@ -451,6 +559,7 @@ async function main() {
     window,
     seconds: measureS,
     raw_mode: rawMode,
+    ...(mosquitto ? { mqtt_ingest_connections: config.MQTT_INGEST_CONNECTIONS } : {}),
     readings_per_s: stored.countedPerS,
     cpu_us_per_msg: stored.cpuUsPerMsg,
     ...(raw
@@ -463,14 +572,43 @@ async function main() {
   console.log(JSON.stringify(result));
 }
 
+/**
+ * Publish-to-receipt times of the messages kincare received in the measured window, from the
+ * stored rows (device time to receipt time; both clocks are this machine's).
+ */
+async function receiptLatency(db: Db, from: string, to: string) {
+  const rows = await db
+    .selectFrom("readings")
+    .select((eb) => [
+      eb.fn.min("measured_at").as("measured"),
+      eb.fn.min("received_at").as("received"),
+    ])
+    .where("msg_id", "like", "stored%")
+    .where("received_at", ">=", from)
+    .where("received_at", "<=", to)
+    .groupBy(["device_id", "msg_id"])
+    .execute();
+  const ms = rows
+    .map((r) => Date.parse(String(r.received)) - Date.parse(String(r.measured)))
+    .sort((a, b) => a - b);
+  const at = (q: number) => ms[Math.min(ms.length - 1, Math.ceil(ms.length * q) - 1)] ?? 0;
+  return { p50: at(0.5), p99: at(0.99), max: ms.at(-1) ?? 0 };
+}
+
 /** Set while the run's database exists, so that a failed run does not leave it behind. */
 let dropDatabase: (() => Promise<void>) | undefined;
+/** The private broker of --broker mosquitto, stopped however the run ends. */
+let mosquitto: Mosquitto | undefined;
 
 main().then(
-  () => process.exit(0),
+  async () => {
+    await mosquitto?.stop();
+    process.exit(0);
+  },
   async (error) => {
     console.error(error);
     await dropDatabase?.().catch(() => undefined);
+    await mosquitto?.stop().catch(() => undefined);
     process.exit(1);
   },
 );

@@ -24,6 +24,11 @@ export type ToLoad =
       abnormal: number;
     }
   | { type: "start"; tag: string }
+  /**
+   * On an external broker, whose PUBACK is not a commit: publish no more than `upTo` messages
+   * since "start" (the parent sends what kincare stored plus the window of every device).
+   */
+  | { type: "credit"; upTo: number }
   | { type: "mark" }
   | { type: "report" }
   | { type: "halt" }
@@ -102,9 +107,18 @@ let markedAt = performance.now();
 let cpuAtMark = process.cpuUsage();
 const latency = new Histogram();
 let onIdle: (() => void) | null = null;
+let published = 0;
+let credit = Number.POSITIVE_INFINITY;
+/** Devices with room in their window that wait for credit. */
+let waiting: Sender[] = [];
 
 function publishNext(s: Sender) {
   if (!running || s.inFlight >= window || !s.client.connected) return;
+  if (published >= credit) {
+    waiting.push(s);
+    return;
+  }
+  published++;
   // A zero-padded counter, as in the protocol example ("bp-000412").
   const msgId = `${tag}-${String(++s.seq).padStart(9, "0")}`;
   const now = new Date();
@@ -190,9 +204,18 @@ process.on("message", (m: ToLoad) => {
       case "connect":
         await connectAll(m);
         return;
+      case "credit": {
+        credit = m.upTo;
+        const ready = waiting;
+        waiting = [];
+        for (const s of ready) publishNext(s);
+        return;
+      }
       case "start":
         tag = m.tag;
         total = 0;
+        published = 0;
+        waiting = [];
         running = true;
         for (const s of senders) for (let i = 0; i < window; i++) publishNext(s);
         return;
@@ -209,6 +232,8 @@ process.on("message", (m: ToLoad) => {
         return;
       case "halt": {
         running = false;
+        waiting = [];
+        credit = Number.POSITIVE_INFINITY;
         if (inFlight > 0) await new Promise<void>((r) => (onIdle = r));
         onIdle = null;
         send({ type: "halted", acked: total });

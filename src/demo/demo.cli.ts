@@ -1,4 +1,8 @@
-// npm run demo: seeds a small demo community into the configured database. Safe to run twice.
+// npm run demo [-- --simulate N [simulator options]]: seeds a small demo community into the
+// configured database (safe to run twice); with --simulate, then runs N simulated devices of its
+// residents (devices/simulator.ts) against kincare's broker, so there is live data to look at.
+import { spawn } from "node:child_process";
+import { fileURLToPath } from "node:url";
 
 import { findUserByLogin, rolesOf } from "../accounts/accounts.repository";
 import { createUser, ensureOperator } from "../accounts/accounts.service";
@@ -250,7 +254,37 @@ async function seedFamily(
   return "created";
 }
 
+class UsageError extends Error {}
+
+/** `--simulate N` (or `--simulate=N`) and what follows it, for the simulator; null without it. */
+function simulateArgs(argv: string[]): string[] | null {
+  const at = argv.findIndex((a) => a === "--simulate" || a.startsWith("--simulate="));
+  if (at < 0) return null;
+  const inline = argv[at]!.startsWith("--simulate=") ? argv[at]!.slice("--simulate=".length) : null;
+  const count = inline ?? argv[at + 1];
+  if (!count || !/^\d+$/.test(count) || Number(count) < 1)
+    throw new UsageError(
+      "--simulate takes a number of devices, e.g. npm run demo -- --simulate 20",
+    );
+  const rest = [...argv.slice(0, at), ...argv.slice(at + (inline === null ? 2 : 1))];
+  return ["--register-demo", "--devices", count, ...rest];
+}
+
+/** Runs the device simulator in a process of its own until it ends (Ctrl-C stops both). */
+function simulate(args: string[]): Promise<number> {
+  const script = fileURLToPath(new URL("../../devices/simulator.ts", import.meta.url));
+  const child = spawn(process.execPath, ["--import", "tsx", script, ...args], {
+    stdio: "inherit",
+  });
+  // Ctrl-C reaches both processes; this one waits for the simulator to stop its devices.
+  const ignore = () => undefined;
+  process.on("SIGINT", ignore);
+  process.on("SIGTERM", () => child.kill("SIGTERM"));
+  return new Promise((resolve) => child.once("exit", (code) => resolve(code ?? 1)));
+}
+
 async function main() {
+  const simulation = simulateArgs(process.argv.slice(2));
   const config = loadConfig();
   const { db, close } = openDatabase(config.database);
   try {
@@ -277,9 +311,17 @@ ${families.map((f) => `  ${f.primary.relationship.padEnd(9)} (primary)  ${f.prim
   } finally {
     await close();
   }
+  if (simulation) {
+    console.log(
+      "Simulated devices follow. They connect to kincare's MQTT broker and keep trying until it is up: start kincare (npm start) in another terminal if it is not running.\n",
+    );
+    process.exitCode = await simulate(simulation);
+  }
 }
 
 main().catch((error) => {
-  console.error(error instanceof ConfigError ? error.message : error);
+  console.error(
+    error instanceof ConfigError || error instanceof UsageError ? error.message : error,
+  );
   process.exitCode = 1;
 });

@@ -41,8 +41,9 @@ export async function describeSchema(db: Db, dialect: "sqlite" | "postgres"): Pr
     const { rows } = await sql<{ s: string }>`SELECT current_schema() AS s`.execute(db);
     schema = rows[0]!.s;
   }
+  const fullText = dialect === "sqlite" ? await sqliteFullTextTables(db) : () => false;
   const tables = (await db.introspection.getTables()).filter(
-    (t) => !t.isView && (schema === undefined || t.schema === schema),
+    (t) => !t.isView && (schema === undefined || t.schema === schema) && !fullText(t.name),
   );
   const shape: SchemaShape = {};
   for (const table of tables.sort((a, b) => a.name.localeCompare(b.name))) {
@@ -66,6 +67,20 @@ export async function describeSchema(db: Db, dialect: "sqlite" | "postgres"): Pr
     };
   }
   return shape;
+}
+
+/**
+ * Full-text indexes are the one part that differs by design (FTS5 on SQLite, GIN over a tsvector
+ * on PostgreSQL): SQLite's virtual tables and their shadow tables, and PostgreSQL's GIN indexes,
+ * are left out of the comparison.
+ */
+async function sqliteFullTextTables(db: Db): Promise<(name: string) => boolean> {
+  const { rows } = await sql<{ name: string }>`
+    SELECT name FROM sqlite_master WHERE type = 'table' AND sql LIKE 'CREATE VIRTUAL TABLE%'`.execute(
+    db,
+  );
+  const virtual = rows.map((r) => r.name);
+  return (name) => virtual.some((v) => name === v || name.startsWith(`${v}_`));
 }
 
 type Keys = Omit<TableShape, "columns">;
@@ -163,7 +178,8 @@ async function postgresKeys(db: Db, table: string): Promise<Keys> {
     JOIN pg_class i ON i.oid = ix.indexrelid
     JOIN pg_class t ON t.oid = ix.indrelid
     JOIN pg_namespace n ON n.oid = t.relnamespace
-    WHERE n.nspname = current_schema() AND t.relname = ${table}`.execute(db);
+    WHERE n.nspname = current_schema() AND t.relname = ${table}
+      AND i.relam <> (SELECT oid FROM pg_am WHERE amname = 'gin')`.execute(db);
 
   let primaryKey: string[] = [];
   const unique: string[][] = [];

@@ -18,6 +18,7 @@ import type { AppDeps } from "./http/context";
 import { docsRoutes } from "./http/docs";
 import { createRouter } from "./http/router";
 import { newId } from "./ids";
+import { walletRoutes } from "./ledger/wallet.routes";
 import { notificationsRoutes } from "./notifications/notifications.routes";
 import { twilioRoutes } from "./notifications/twilio.routes";
 import { residentsRoutes } from "./residents/residents.routes";
@@ -126,6 +127,7 @@ export function createApp(deps: AppDeps) {
   app.route("/v1", alertsRoutes(deps));
   app.route("/v1", notificationsRoutes(deps));
   app.route("/v1", twilioRoutes(deps));
+  app.route("/v1", walletRoutes(deps));
   app.route("/v1", vitalsRoutes(deps));
 
   docsRoutes(app, deps);

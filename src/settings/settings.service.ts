@@ -39,6 +39,12 @@ const rules = {
   "notifications.sms_validity_s": z.number().int().min(60).max(14_400),
   "notifications.critical_push_ttl_s": z.number().int().min(30).max(86_400),
   "marketplace.currency": z.string().regex(/^[A-Z]{3}$/, "an ISO 4217 code, e.g. CNY"),
+  "marketplace.commission_percent": z.number().min(0).max(50),
+  "bookings.accept_hours": z.number().int().min(1).max(168),
+  "bookings.window_days": z.number().int().min(1).max(60),
+  "bookings.free_cancel_hours": z.number().int().min(0).max(168),
+  "bookings.late_cancel_fee_percent": z.number().min(0).max(100),
+  "bookings.review_hours": z.number().int().min(1).max(720),
 };
 
 export type SettingKey = keyof typeof rules;
@@ -65,6 +71,17 @@ export const settingDefaults: Settings = {
   "notifications.critical_push_ttl_s": 300,
   // Wallets, prices and payouts are in this currency (set before the first payment).
   "marketplace.currency": "CNY",
+  // The platform's share of each released visit.
+  "marketplace.commission_percent": 10,
+  // A provider that has not accepted a booking this long after it was made declines it.
+  "bookings.accept_hours": 24,
+  // A recurring series has its visits (and their escrow) this many days ahead, no more.
+  "bookings.window_days": 14,
+  // Cancelling at least this long before a visit refunds it in full; later costs a fee.
+  "bookings.free_cancel_hours": 24,
+  "bookings.late_cancel_fee_percent": 50,
+  // After a visit is verified, the family has this long to confirm or dispute it.
+  "bookings.review_hours": 48,
 };
 
 export const settingsSchema = z.object(rules);

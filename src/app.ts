@@ -7,6 +7,7 @@ import { usersRoutes } from "./accounts/users.routes";
 import { alertsRoutes } from "./alerts/alerts.routes";
 import { auditRoutes } from "./audit/audit.routes";
 import { carePlanRoutes } from "./careplans/careplans.routes";
+import { catalogRoutes } from "./catalog/catalog.routes";
 import { circleRoutes } from "./circles/circles.routes";
 import { migrationsApplied } from "./db/migrator";
 import { devicesRoutes } from "./devices/devices.routes";
@@ -21,6 +22,8 @@ import { newId } from "./ids";
 import { walletRoutes } from "./ledger/wallet.routes";
 import { notificationsRoutes } from "./notifications/notifications.routes";
 import { twilioRoutes } from "./notifications/twilio.routes";
+import { providersRoutes } from "./providers/providers.routes";
+import { workersRoutes } from "./providers/workers.routes";
 import { residentsRoutes } from "./residents/residents.routes";
 import { settingsRoutes } from "./settings/settings.routes";
 import { vitalsRoutes } from "./vitals/vitals.routes";
@@ -129,6 +132,9 @@ export function createApp(deps: AppDeps) {
   app.route("/v1", twilioRoutes(deps));
   app.route("/v1", walletRoutes(deps));
   app.route("/v1", vitalsRoutes(deps));
+  app.route("/v1", providersRoutes(deps));
+  app.route("/v1", workersRoutes(deps));
+  app.route("/v1", catalogRoutes(deps));
 
   docsRoutes(app, deps);
   return app;

@@ -30,6 +30,7 @@ export const residentActions = {
   manageEscalation: ["operator", "primary"],
   viewWallet: ["operator", "primary", "member", "self"],
   payIntoWallet: ["primary", "member"],
+  book: ["operator", "primary"],
 } as const satisfies Record<string, readonly Relation[]>;
 
 export type ResidentAction = keyof typeof residentActions;
@@ -56,6 +57,7 @@ const describe: Record<ResidentAction, string> = {
   manageEscalation: "change who is called when this resident needs help",
   viewWallet: "see this resident's wallet",
   payIntoWallet: "put money into or take it out of this resident's wallet",
+  book: "book, cancel or review services for this resident",
 };
 
 /** Every relationship the actor has to the resident (several: an operator may also be family). */

@@ -7,6 +7,7 @@ import * as activity from "./2026-11-22T0600-activity";
 import * as escalation from "./2026-11-22T0700-escalation";
 import * as providers from "./2026-11-22T0800-providers";
 import * as ledger from "./2026-11-22T0900-ledger";
+import * as bookings from "./2026-11-22T1000-bookings";
 
 export const migrations: Record<string, Migration> = {
   "2026-11-22T0300-foundation": foundation,
@@ -16,4 +17,5 @@ export const migrations: Record<string, Migration> = {
   "2026-11-22T0700-escalation": escalation,
   "2026-11-22T0800-providers": providers,
   "2026-11-22T0900-ledger": ledger,
+  "2026-11-22T1000-bookings": bookings,
 };

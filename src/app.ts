@@ -6,6 +6,7 @@ import { accountsRoutes } from "./accounts/accounts.routes";
 import { usersRoutes } from "./accounts/users.routes";
 import { alertsRoutes } from "./alerts/alerts.routes";
 import { auditRoutes } from "./audit/audit.routes";
+import { bookingsRoutes } from "./bookings/bookings.routes";
 import { carePlanRoutes } from "./careplans/careplans.routes";
 import { catalogRoutes } from "./catalog/catalog.routes";
 import { circleRoutes } from "./circles/circles.routes";
@@ -131,6 +132,7 @@ export function createApp(deps: AppDeps) {
   app.route("/v1", notificationsRoutes(deps));
   app.route("/v1", twilioRoutes(deps));
   app.route("/v1", walletRoutes(deps));
+  app.route("/v1", bookingsRoutes(deps));
   app.route("/v1", vitalsRoutes(deps));
   app.route("/v1", providersRoutes(deps));
   app.route("/v1", workersRoutes(deps));

@@ -4,6 +4,7 @@
 import type { Agent } from "node:https";
 import { ensureOperator } from "./accounts/accounts.service";
 import { createApp } from "./app";
+import { registerBookingJobs } from "./bookings/bookings.routes";
 import type { Clock } from "./clock";
 import type { Config } from "./config";
 import { type OpenedDatabase, openDatabase } from "./db/database";
@@ -121,6 +122,7 @@ export async function createSystem(config: Config, options: SystemOptions) {
     onEscalateNow: () => scheduler.nudge(),
   });
   await registerEscalationJobs(scheduler, db, () => scheduler.nudge());
+  await registerBookingJobs(scheduler, db);
   const ackEffects: AckEffects = {
     sendDeviceAck(deviceId, alertId, byName) {
       link

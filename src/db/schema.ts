@@ -7,6 +7,7 @@ import type {
 } from "../accounts/accounts.table";
 import type { AlertsTable, AlertTimelineTable } from "../alerts/alerts.table";
 import type { AuditLogTable } from "../audit/audit.table";
+import type { BookingTables } from "../bookings/bookings.table";
 import type { CarePlanVersionsTable } from "../careplans/careplans.table";
 import type { CircleMembersTable, InvitationsTable } from "../circles/circles.table";
 import type {
@@ -36,7 +37,7 @@ import type { ProviderTables } from "../providers/providers.table";
 import type { ResidentsTable } from "../residents/residents.table";
 import type { SettingsTable } from "../settings/settings.table";
 
-export type Database = ProviderTables & LedgerTables & CoreTables;
+export type Database = ProviderTables & LedgerTables & BookingTables & CoreTables;
 
 interface CoreTables {
   users: UsersTable;

@@ -27,6 +27,12 @@ export const MessageSchema = z.discriminatedUnion("t", [
     url: z.string().optional(),
   }),
   z.object({ t: z.literal("desk_handover"), alertId: z.string(), fromName: z.string() }),
+  z.object({
+    t: z.literal("wallet_short"),
+    residentName: z.string(),
+    needed: z.string(),
+    visitDate: z.string(),
+  }),
 ]);
 export type Message = z.infer<typeof MessageSchema>;
 
@@ -208,6 +214,16 @@ export function render(input: RenderInput): Rendered {
         ? `${m.byName}邀请您加入${m.residentName}的 kincare 家庭圈：${m.url ?? ""}`
         : `${m.byName} invited you to ${m.residentName}'s family circle on kincare: ${m.url ?? ""}`;
       return { title: "kincare", body: text, sms: text };
+    }
+    case "wallet_short": {
+      const text = zh
+        ? `${m.residentName}的钱包余额不足，${m.visitDate} 的上门服务需要 ${m.needed}。请尽快充值。`
+        : `${m.residentName}'s wallet cannot cover the visit on ${m.visitDate} (${m.needed} needed). Please top it up.`;
+      return {
+        title: zh ? "钱包余额不足" : "Wallet running low",
+        body: text,
+        sms: `kincare: ${text}`,
+      };
     }
     case "phone_invite": {
       const text = zh

@@ -8,6 +8,8 @@ import * as escalation from "./2026-11-22T0700-escalation";
 import * as providers from "./2026-11-22T0800-providers";
 import * as ledger from "./2026-11-22T0900-ledger";
 import * as bookings from "./2026-11-22T1000-bookings";
+import * as needs from "./2026-11-22T1100-needs";
+import * as reviews from "./2026-11-22T1200-reviews";
 
 export const migrations: Record<string, Migration> = {
   "2026-11-22T0300-foundation": foundation,
@@ -18,4 +20,6 @@ export const migrations: Record<string, Migration> = {
   "2026-11-22T0800-providers": providers,
   "2026-11-22T0900-ledger": ledger,
   "2026-11-22T1000-bookings": bookings,
+  "2026-11-22T1100-needs": needs,
+  "2026-11-22T1200-reviews": reviews,
 };

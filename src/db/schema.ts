@@ -27,6 +27,7 @@ import type {
 } from "../escalation/escalation.table";
 import type { JobsTable } from "../jobs/jobs.table";
 import type { LedgerTables } from "../ledger/ledger.table";
+import type { NeedTables } from "../needs/needs.table";
 import type {
   DeliveriesTable,
   PhoneNumbersTable,
@@ -35,9 +36,15 @@ import type {
 } from "../notifications/notifications.table";
 import type { ProviderTables } from "../providers/providers.table";
 import type { ResidentsTable } from "../residents/residents.table";
+import type { ReviewTables } from "../reviews/reviews.table";
 import type { SettingsTable } from "../settings/settings.table";
 
-export type Database = ProviderTables & LedgerTables & BookingTables & CoreTables;
+export type Database = ProviderTables &
+  LedgerTables &
+  BookingTables &
+  NeedTables &
+  ReviewTables &
+  CoreTables;
 
 interface CoreTables {
   users: UsersTable;

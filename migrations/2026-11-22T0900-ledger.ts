@@ -35,9 +35,7 @@ export async function up(db: Kysely<any>): Promise<void> {
   await db.schema
     .createTable("ledger_entries")
     .addColumn("id", "text", (c) => c.primaryKey())
-    .addColumn("transaction_id", "text", (c) =>
-      c.notNull().references("ledger_transactions.id"),
-    )
+    .addColumn("transaction_id", "text", (c) => c.notNull().references("ledger_transactions.id"))
     .addColumn("account_id", "text", (c) => c.notNull().references("ledger_accounts.id"))
     .addColumn("amount", "bigint", (c) => c.notNull())
     .addColumn("created_at", "text", (c) => c.notNull())

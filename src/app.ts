@@ -21,6 +21,7 @@ import { docsRoutes } from "./http/docs";
 import { createRouter } from "./http/router";
 import { newId } from "./ids";
 import { walletRoutes } from "./ledger/wallet.routes";
+import { needsRoutes } from "./needs/needs.routes";
 import { notificationsRoutes } from "./notifications/notifications.routes";
 import { twilioRoutes } from "./notifications/twilio.routes";
 import { providersRoutes } from "./providers/providers.routes";
@@ -133,6 +134,7 @@ export function createApp(deps: AppDeps) {
   app.route("/v1", twilioRoutes(deps));
   app.route("/v1", walletRoutes(deps));
   app.route("/v1", bookingsRoutes(deps));
+  app.route("/v1", needsRoutes(deps));
   app.route("/v1", vitalsRoutes(deps));
   app.route("/v1", providersRoutes(deps));
   app.route("/v1", workersRoutes(deps));

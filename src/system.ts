@@ -24,6 +24,7 @@ import { registerCoreJobs } from "./jobs/core-jobs";
 import { defineRecurring } from "./jobs/recurring";
 import { Scheduler } from "./jobs/scheduler";
 import type { Logger } from "./logger";
+import { registerNeedJobs } from "./needs/needs.routes";
 import { outboxChannel, pushChannel, twilioChannel } from "./notifications/channels";
 import { registerDeliveryJobs } from "./notifications/deliver";
 import { getSettings } from "./settings/settings.service";
@@ -123,6 +124,7 @@ export async function createSystem(config: Config, options: SystemOptions) {
   });
   await registerEscalationJobs(scheduler, db, () => scheduler.nudge());
   await registerBookingJobs(scheduler, db);
+  registerNeedJobs(scheduler);
   const ackEffects: AckEffects = {
     sendDeviceAck(deviceId, alertId, byName) {
       link

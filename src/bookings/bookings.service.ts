@@ -147,6 +147,8 @@ export interface NewBooking {
   serviceId: string;
   schedule: Schedule;
   notes?: string | undefined;
+  /** Booked by accepting a provider's offer on a need: its price, and already accepted. */
+  offer?: { id: string; priceMinor: number } | undefined;
 }
 
 export async function createBooking(trx: Trx, ctx: Ctx, input: NewBooking) {
@@ -220,15 +222,15 @@ export async function createBooking(trx: Trx, ctx: Ctx, input: NewBooking) {
     service_id: service.id,
     provider_id: service.provider_id,
     booked_by: ctx.actor.userId,
-    status: "pending",
+    status: input.offer ? "accepted" : "pending",
     schedule: JSON.stringify(schedule),
     time_zone: resident.time_zone,
-    visit_price_minor: visitPrice(service),
+    visit_price_minor: input.offer?.priceMinor ?? visitPrice(service),
     currency,
     duration_minutes: service.duration_minutes,
     notes: input.notes ?? null,
     accept_by: iso(acceptBy),
-    decided_at: null,
+    decided_at: input.offer ? iso(ctx.now) : null,
     decided_by: null,
     decline_reason: null,
     generated_through: through < lastDate(schedule) ? through : lastDate(schedule),
@@ -242,17 +244,18 @@ export async function createBooking(trx: Trx, ctx: Ctx, input: NewBooking) {
     const v = await createVisit(trx, booking, occ, ctx.actor.userId, ctx.now);
     if (v) visits.push(v);
   }
-  await insertJob(
-    trx,
-    {
-      kind: ACCEPT_DEADLINE_JOB,
-      payload: { bookingId: booking.id },
-      runAt: acceptBy,
-      maxAttempts: 1_000_000,
-      dedupeKey: `booking-accept:${booking.id}`,
-    },
-    ctx.now,
-  );
+  if (!input.offer)
+    await insertJob(
+      trx,
+      {
+        kind: ACCEPT_DEADLINE_JOB,
+        payload: { bookingId: booking.id },
+        runAt: acceptBy,
+        maxAttempts: 1_000_000,
+        dedupeKey: `booking-accept:${booking.id}`,
+      },
+      ctx.now,
+    );
   await recordAudit(
     trx,
     {

@@ -50,6 +50,11 @@ export async function verifiedProvider(
       updated_at: now,
     } as never)
     .execute();
+  // It serves the default resident's district (test/helpers/residents.factory.ts).
+  await t.db
+    .insertInto("provider_localities")
+    .values({ locality_key: "changning", provider_id: id, locality: "Changning" } as never)
+    .execute();
   await t.db
     .insertInto("provider_admins")
     .values({ provider_id: id, user_id: admin.id, added_by: null, created_at: now } as never)

@@ -437,3 +437,97 @@ describe("a weekly series", () => {
     }
   });
 });
+
+describe("settlement and time away", () => {
+  it("the provider's settlement shows each released visit with its commission, the fees and the payouts, as JSON and CSV", async () => {
+    const f = await family();
+    const p = await verifiedProvider(t, operator.token, { priceMinor: 20_000 });
+    await fund(t, operator.token, f.residentId, f.daughter.id, 40_000);
+    const first = await book(t, f.daughter.token, {
+      residentId: f.residentId,
+      serviceId: p.serviceId,
+      schedule: { type: "once", date: day(t, 2), time: "09:00" },
+    });
+    await t.db
+      .transaction()
+      .execute((trx) => markVisitVerified(trx, first.body.visits[0].id, t.clock.now()));
+    await t.request("POST", `/v1/visits/${first.body.visits[0].id}/review`, {
+      token: f.daughter.token,
+      headers: { "idempotency-key": idemKey() },
+      body: { confirm: true },
+    });
+    await t.request("POST", `/v1/providers/${p.id}/payouts`, {
+      token: operator.token,
+      headers: { "idempotency-key": idemKey() },
+      body: { amount: 18_000, reference: "batch 7" },
+    });
+    const from = t.clock.now().toISOString().slice(0, 10);
+    const to = day(t, 1);
+    const json = await t.request("GET", `/v1/providers/${p.id}/settlement?from=${from}&to=${to}`, {
+      token: p.admin.token,
+    });
+    expect(json.body.totals).toEqual({
+      gross: 20_000,
+      commission: 2_000,
+      earned: 18_000,
+      paidOut: 18_000,
+    });
+    expect(json.body.balanceNow).toBe(0);
+    const csv = await t.request(
+      "GET",
+      `/v1/providers/${p.id}/settlement?from=${from}&to=${to}&format=csv`,
+      {
+        token: operator.token,
+      },
+    );
+    expect(csv.headers.get("content-type")).toContain("text/csv");
+    const lines = String(csv.body).trim().split("\n");
+    expect(lines[0]).toBe("date,transaction,kind,visit,description,gross,commission,net");
+    expect(lines.some((l) => l.includes("visit_release") && l.endsWith(",20000,2000,18000"))).toBe(
+      true,
+    );
+    expect(lines.at(-1)).toBe("total,,,,paid out 18000,20000,2000,18000");
+    const other = await verifiedProvider(t, operator.token);
+    const denied = await t.request(
+      "GET",
+      `/v1/providers/${p.id}/settlement?from=${from}&to=${to}`,
+      {
+        token: other.admin.token,
+      },
+    );
+    expect(denied.status).toBe(404);
+  });
+
+  it("pausing a resident cancels the visits on the days away, with a full refund", async () => {
+    const f = await family();
+    const p = await verifiedProvider(t, operator.token, { priceMinor: 10_000 });
+    await fund(t, operator.token, f.residentId, f.daughter.id, 30_000);
+    for (const d of [2, 4, 6]) {
+      await book(t, f.daughter.token, {
+        residentId: f.residentId,
+        serviceId: p.serviceId,
+        schedule: { type: "once", date: day(t, d), time: "10:00" },
+      });
+    }
+    expect(await balance(t, accounts.wallet(f.residentId).id)).toBe(0);
+    const paused = await t.request("POST", `/v1/residents/${f.residentId}/status`, {
+      token: f.daughter.token,
+      body: {
+        status: "paused",
+        from: day(t, 3),
+        until: day(t, 6),
+        reason: "staying with her sister",
+      },
+    });
+    expect(paused.status).toBe(200);
+    const visits = await t.db
+      .selectFrom("visits")
+      .select(["local_date", "status"])
+      .where("resident_id", "=", f.residentId)
+      .orderBy("local_date")
+      .execute();
+    expect(visits.map((v) => v.status)).toEqual(["scheduled", "cancelled", "scheduled"]);
+    expect(await balance(t, accounts.wallet(f.residentId).id)).toBe(10_000);
+    await expectSound();
+  });
+});

@@ -25,6 +25,7 @@ import {
   rollSeries,
 } from "./bookings.service";
 import { ScheduleSchema } from "./schedule";
+import { settlement, settlementCsv } from "./settlement";
 import { tellWalletShort } from "./wallet-short";
 
 const tags = ["Bookings"];
@@ -339,6 +340,49 @@ export function bookingsRoutes(deps: AppDeps) {
         ),
         201,
       );
+    },
+  );
+
+  // JSON for pages, CSV (?format=csv) for the operators who pay out.
+  app.openapi(
+    createRoute({
+      method: "get",
+      path: "/providers/{providerId}/settlement",
+      tags,
+      summary: "A provider's settlement for a period: released visits, commission, fees, payouts",
+      request: {
+        params: z.object({ providerId: z.string().max(64) }),
+        query: z.object({
+          from: z.iso.date(),
+          to: z.iso.date(),
+          format: z.enum(["json", "csv"]).default("json"),
+        }),
+      },
+      responses: {
+        200: {
+          description: "The settlement",
+          content: { "application/json": { schema: Any }, "text/csv": { schema: z.string() } },
+        },
+        ...errorResponses,
+      },
+    }),
+    async (c) => {
+      const ctx = authedCtx(c, deps);
+      const q = c.req.valid("query");
+      const report = await settlement(
+        db,
+        ctx.actor,
+        c.req.valid("param").providerId,
+        q.from,
+        `${q.to}T23:59:59.999Z`,
+      );
+      if (q.format === "csv") {
+        return c.body(settlementCsv(report), 200, {
+          "content-type": "text/csv; charset=utf-8",
+          "content-disposition": `attachment; filename="settlement-${q.from}-${q.to}.csv"`,
+        });
+      }
+      return c.json(report, 200);
     },
   );
 

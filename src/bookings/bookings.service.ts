@@ -851,3 +851,39 @@ export async function rollSeries(
   }
   return created;
 }
+
+/** The resident is away (paused): visits on the days away are cancelled with a full refund. */
+export async function cancelVisitsWhileAway(
+  trx: Trx,
+  residentId: string,
+  away: { from: string; until: string | null },
+  by: string | null,
+  now: Date,
+) {
+  let q = trx
+    .selectFrom("visits")
+    .selectAll()
+    .where("resident_id", "=", residentId)
+    .where("status", "=", "scheduled")
+    .where("local_date", ">=", away.from)
+    .where("starts_at", ">", iso(now));
+  if (away.until) q = q.where("local_date", "<", away.until);
+  const settings = await getSettings(trx);
+  let cancelled = 0;
+  for (const v of await q.execute()) {
+    const done = await cancelVisitRow(
+      trx,
+      v,
+      {
+        fee: 0,
+        reason: "The resident is away: cancelled with a full refund",
+        by,
+        status: "cancelled",
+      },
+      now,
+      settings,
+    );
+    if (done) cancelled += 1;
+  }
+  return cancelled;
+}

@@ -3,6 +3,7 @@ import type { z } from "@hono/zod-openapi";
 import { authorizeResident, mainRelation, type Relation } from "../access/access";
 import { createUser } from "../accounts/accounts.service";
 import { recordAudit } from "../audit/audit.service";
+import { cancelVisitsWhileAway } from "../bookings/bookings.service";
 import { createInitialPlan } from "../careplans/careplans.service";
 import { iso } from "../clock";
 import type { Db, Executor } from "../db/database";
@@ -340,6 +341,15 @@ export async function changeStatus(
       };
     }
     await updateResident(trx, residentId, { ...patch, updated_at: iso(ctx.now) });
+    if (patch.status === "paused" && patch.paused_from) {
+      await cancelVisitsWhileAway(
+        trx,
+        residentId,
+        { from: patch.paused_from, until: patch.paused_until ?? null },
+        ctx.actor.userId,
+        ctx.now,
+      );
+    }
     await audit(trx, ctx, "resident.status", residentId, {
       from: resident.status,
       to: change.status,

@@ -12,8 +12,9 @@ import { AppError, notFound } from "../errors";
 import type { Actor } from "../http/context";
 import { newId } from "../ids";
 import { insertJob } from "../jobs/jobs.repository";
-import { accounts, post } from "../ledger/ledger";
+import { accounts, formatMoney, post } from "../ledger/ledger";
 import { walletCurrency } from "../ledger/wallet.service";
+import { personForUser, queueMessage } from "../notifications/queue";
 import { isProviderAdmin } from "../providers/providers.repository";
 import type { RequestCtx } from "../request-ctx";
 import { getSettings, type Settings } from "../settings/settings.service";
@@ -751,6 +752,7 @@ export async function decideDispute(
     ctx.now,
     settings,
   );
+  await tellBothSides(trx, visit, decision.outcome, refund, decision.note, ctx.now);
   await recordAudit(
     trx,
     {
@@ -886,4 +888,56 @@ export async function cancelVisitsWhileAway(
     if (done) cancelled += 1;
   }
   return cancelled;
+}
+
+/** The family's primaries and the provider's admins hear how a dispute was decided. */
+async function tellBothSides(
+  trx: Trx,
+  visit: VisitRow,
+  outcome: "release" | "refund" | "split",
+  refund: number,
+  note: string,
+  now: Date,
+) {
+  const resident = await trx
+    .selectFrom("residents")
+    .select(["full_name", "preferred_name"])
+    .where("id", "=", visit.resident_id)
+    .executeTakeFirstOrThrow();
+  const family = await trx
+    .selectFrom("circle_members")
+    .select("user_id")
+    .where("resident_id", "=", visit.resident_id)
+    .where("level", "=", "primary")
+    .execute();
+  const admins = await trx
+    .selectFrom("provider_admins")
+    .select("user_id")
+    .where("provider_id", "=", visit.provider_id)
+    .execute();
+  const settings = await getSettings(trx);
+  for (const { user_id } of [...family, ...admins]) {
+    const person = await personForUser(trx, user_id);
+    if (!person) continue;
+    await queueMessage(
+      trx,
+      person,
+      {
+        purpose: "dispute_decided",
+        message: {
+          t: "dispute_decided",
+          residentName: resident.preferred_name ?? resident.full_name,
+          visitDate: visit.local_date,
+          outcome,
+          refund: formatMoney(refund, visit.currency),
+          note,
+        },
+        channels: ["push", "sms"],
+        dedupeKey: `dispute:${visit.id}`,
+        requireConfirmedPhone: true,
+      },
+      now,
+      settings,
+    );
+  }
 }

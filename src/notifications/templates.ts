@@ -28,6 +28,14 @@ export const MessageSchema = z.discriminatedUnion("t", [
   }),
   z.object({ t: z.literal("desk_handover"), alertId: z.string(), fromName: z.string() }),
   z.object({
+    t: z.literal("dispute_decided"),
+    residentName: z.string(),
+    visitDate: z.string(),
+    outcome: z.enum(["release", "refund", "split"]),
+    refund: z.string(),
+    note: z.string(),
+  }),
+  z.object({
     t: z.literal("wallet_short"),
     residentName: z.string(),
     needed: z.string(),
@@ -214,6 +222,19 @@ export function render(input: RenderInput): Rendered {
         ? `${m.byName}邀请您加入${m.residentName}的 kincare 家庭圈：${m.url ?? ""}`
         : `${m.byName} invited you to ${m.residentName}'s family circle on kincare: ${m.url ?? ""}`;
       return { title: "kincare", body: text, sms: text };
+    }
+    case "dispute_decided": {
+      const what = {
+        release: zh ? "款项支付给服务商" : "the money goes to the provider",
+        refund: zh ? "全额退回钱包" : "the money goes back to the wallet",
+        split: zh
+          ? `退回 ${m.refund}，其余支付给服务商`
+          : `${m.refund} goes back to the wallet, the rest to the provider`,
+      }[m.outcome];
+      const text = zh
+        ? `${m.residentName} ${m.visitDate} 的上门服务争议已处理：${what}。说明：${m.note}`
+        : `The dispute about ${m.residentName}'s visit on ${m.visitDate} is decided: ${what}. Note: ${m.note}`;
+      return { title: zh ? "争议已处理" : "Dispute decided", body: text, sms: `kincare: ${text}` };
     }
     case "wallet_short": {
       const text = zh

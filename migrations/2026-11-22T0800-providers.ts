@@ -36,11 +36,12 @@ export async function up(db: Kysely<any>): Promise<void> {
     .on("providers")
     .columns(["status", "created_at"])
     .execute();
-  // Providers serving a radius, found by a latitude band before the exact distance is computed.
+  // Providers serving a radius, found by a latitude band before the exact distance is computed;
+  // covering, so the band is read from the index alone.
   await db.schema
     .createIndex("providers_centre_idx")
     .on("providers")
-    .columns(["centre_latitude", "centre_longitude"])
+    .columns(["centre_latitude", "centre_longitude", "radius_km", "status", "id"])
     .where(sql<boolean>`radius_km is not null`)
     .execute();
 
@@ -138,11 +139,12 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addColumn("created_at", "text", (c) => c.notNull())
     .addColumn("updated_at", "text", (c) => c.notNull())
     .execute();
-  // Search always starts from the providers serving the resident, then narrows their services.
+  // Search always starts from the providers serving the resident, then narrows their services
+  // (covering for the count that decides how words are matched).
   await db.schema
     .createIndex("services_provider_idx")
     .on("services")
-    .columns(["provider_id", "category", "price_minor"])
+    .columns(["provider_id", "category", "price_minor", "active"])
     .execute();
 
   // Full text over title and description: the only part that differs between the databases.

@@ -388,3 +388,29 @@ describe("catalog search", () => {
     );
   });
 });
+
+describe("catalog search, matching words by the full-text index or by scanning", () => {
+  it.each([
+    ["clean"],
+    ["lunch salt"],
+    ["陪伴"],
+    ["老人陪护"],
+    ["cleaning weekly"],
+    ["nothing like this"],
+  ])("both ways find the same services for %j", async (q) => {
+    const { searchServices, queryWords } = await import("../src/catalog/catalog.repository");
+    const filter = {
+      localityKey: "changning",
+      latitude: 31.2108,
+      longitude: 121.4237,
+      words: queryWords(q),
+      sort: "price" as const,
+      limit: 50,
+      offset: 0,
+    };
+    const scan = await searchServices(t.db, { ...filter, textWay: "scan" });
+    const index = await searchServices(t.db, { ...filter, textWay: "index" });
+    expect(index.map((r) => r.id)).toEqual(scan.map((r) => r.id));
+    expect(ids(await search({ q, sort: "price", limit: 50 }))).toEqual(scan.map((r) => r.id));
+  });
+});

@@ -10,7 +10,7 @@ import type { AckLinks } from "../escalation/ack-links";
 import type { JobContext, Scheduler } from "../jobs/scheduler";
 import { getSettings, type Settings } from "../settings/settings.service";
 import { type PushChannel, SendError, type SmsChannel } from "./channels";
-import type { DeliveryRow, DeliveryStatus } from "./notifications.table";
+import type { DeliveryRow, DeliveryStatus, PushSubscriptionRow } from "./notifications.table";
 import { BUNDLE_JOB, DELIVER_JOB, personForPhone, personForUser, queueMessage } from "./queue";
 import { type AlertFacts, languageOf, MessageSchema, type Rendered, render } from "./templates";
 
@@ -80,9 +80,9 @@ async function recordSent(
 }
 
 /** Takes the row for this run; null when there is nothing to send (sent, cancelled, stale). */
-async function claim(ctx: JobContext, id: string): Promise<DeliveryRow | null> {
+async function claim(db: Executor, ctx: JobContext, id: string): Promise<DeliveryRow | null> {
   const now = ctx.clock.now();
-  const claimed = await ctx.db
+  const claimed = await db
     .updateTable("deliveries")
     .set((eb) => ({
       status: "sending",
@@ -102,14 +102,10 @@ async function claim(ctx: JobContext, id: string): Promise<DeliveryRow | null> {
     .returningAll()
     .executeTakeFirst();
   if (claimed) return claimed;
-  const row = await ctx.db
-    .selectFrom("deliveries")
-    .selectAll()
-    .where("id", "=", id)
-    .executeTakeFirst();
+  const row = await db.selectFrom("deliveries").selectAll().where("id", "=", id).executeTakeFirst();
   if (!row) return null;
   if (row.status === "pending" || row.status === "retrying") {
-    await setStatus(ctx.db, id, "cancelled", now, {
+    await setStatus(db, id, "cancelled", now, {
       error_reason: "someone took charge of the alert before this left",
     });
     return null;
@@ -117,7 +113,7 @@ async function claim(ctx: JobContext, id: string): Promise<DeliveryRow | null> {
   if (row.status !== "sending" || (row.claim_fence ?? 0) >= ctx.fence) return null;
   // The run that claimed it died between claim and outcome: the send may or may not have left.
   if (row.severity === "critical") {
-    await ctx.db
+    await db
       .updateTable("deliveries")
       .set((eb) => ({
         claim_fence: ctx.fence,
@@ -127,7 +123,7 @@ async function claim(ctx: JobContext, id: string): Promise<DeliveryRow | null> {
       .where("id", "=", id)
       .execute();
     if (row.alert_id) {
-      await addTimeline(ctx.db, row.alert_id, now, "notification_in_doubt", null, {
+      await addTimeline(db, row.alert_id, now, "notification_in_doubt", null, {
         deliveryId: id,
         channel: row.channel,
         recipient: row.recipient_name,
@@ -136,7 +132,7 @@ async function claim(ctx: JobContext, id: string): Promise<DeliveryRow | null> {
     }
     return { ...row, claim_fence: ctx.fence };
   }
-  await setStatus(ctx.db, id, "failed", now, {
+  await setStatus(db, id, "failed", now, {
     error_code: "in_doubt",
     error_reason: "kincare stopped while this was being sent; not repeated",
   });
@@ -202,18 +198,56 @@ async function renderRow(db: Executor, deps: DeliveryDeps, row: DeliveryRow, now
   };
 }
 
+/**
+ * Two short transactions around the send, none during it: claim and prepare everything the send
+ * needs; then write the outcome, the timeline and the job's completion together. (On SQLite each
+ * transaction waits for the one connection, which device ingest also uses.)
+ */
 async function deliver(ctx: JobContext, deps: DeliveryDeps, id: string) {
-  const row = await claim(ctx, id);
-  if (!row) return;
   const now = ctx.clock.now();
-  const settings = await getSettings(ctx.db);
-  const { rendered, link, quiet, facts } = await renderRow(ctx.db, deps, row, now);
+  const prep = await ctx.db.transaction().execute(async (trx) => {
+    const row = await claim(trx, ctx, id);
+    if (!row) return null;
+    const settings = await getSettings(trx);
+    const rendered = await renderRow(trx, deps, row, now);
+    const sub =
+      row.channel === "push"
+        ? await trx
+            .selectFrom("push_subscriptions")
+            .selectAll()
+            .where("id", "=", row.subscription_id ?? "")
+            .executeTakeFirst()
+        : undefined;
+    return { row, settings, ...rendered, sub };
+  });
+  if (!prep) return;
+  const { row, settings, rendered, link, quiet, facts, sub } = prep;
+  let outcome: { status: DeliveryStatus; ref: string | null };
   try {
     if (row.channel === "push") {
-      await sendPush(ctx.db, deps, row, rendered, { link, quiet, facts, settings });
-      await recordSent(ctx.db, id, "sent", ctx.clock.now(), null);
+      await sendPush(deps, row, sub, rendered, { link, quiet, facts, settings });
+      outcome = { status: "sent", ref: null };
     } else if (!deps.sms.enabled) {
-      await ctx.db
+      outcome = { status: "outbox", ref: null };
+    } else {
+      const sent = await deps.sms.send({
+        to: row.phone!,
+        body: rendered.sms,
+        statusCallback: `${deps.publicUrl}/v1/webhooks/twilio/status/${id}`,
+        validitySeconds: settings["notifications.sms_validity_s"],
+      });
+      const queued = sent.status === "queued" || sent.status === "accepted";
+      outcome = { status: queued ? "queued" : "sent", ref: sent.sid };
+    }
+  } catch (error) {
+    if (!(error instanceof SendError)) throw error;
+    await failed(ctx, deps, row, error);
+    return;
+  }
+  const done = ctx.clock.now();
+  await ctx.db.transaction().execute(async (trx) => {
+    if (outcome.status === "outbox") {
+      await trx
         .insertInto("sms_outbox")
         .values({
           id,
@@ -224,40 +258,38 @@ async function deliver(ctx: JobContext, deps: DeliveryDeps, id: string) {
         })
         .onConflict((oc) => oc.column("id").doNothing())
         .execute();
-      await setStatus(ctx.db, id, "outbox", now, {
+      await setStatus(trx, id, "outbox", now, {
         error_reason: "SMS is not configured: the text is in the outbox for operators",
       });
     } else {
-      const sent = await deps.sms.send({
-        to: row.phone!,
-        body: rendered.sms,
-        statusCallback: `${deps.publicUrl}/v1/webhooks/twilio/status/${id}`,
-        validitySeconds: settings["notifications.sms_validity_s"],
-      });
-      const status = sent.status === "queued" || sent.status === "accepted" ? "queued" : "sent";
-      await recordSent(ctx.db, id, status, ctx.clock.now(), sent.sid);
+      await recordSent(trx, id, outcome.status, done, outcome.ref);
     }
-  } catch (error) {
-    if (!(error instanceof SendError)) throw error;
-    await failed(ctx, deps, row, error);
-    return;
-  }
-  await redactSecrets(ctx.db, row);
-  if (row.alert_id) {
-    const outbox = row.channel === "sms" && !deps.sms.enabled;
-    await addTimeline(ctx.db, row.alert_id, ctx.clock.now(), "notification_sent", null, {
-      deliveryId: id,
-      channel: row.channel,
-      recipient: row.recipient_name,
-      ...(outbox ? { status: "outbox", reason: "SMS is not configured: kept in the outbox" } : {}),
-    });
-  }
+    if (sub) {
+      await trx
+        .updateTable("push_subscriptions")
+        .set({ last_success_at: iso(done) })
+        .where("id", "=", sub.id)
+        .execute();
+    }
+    await redactSecrets(trx, row);
+    if (row.alert_id) {
+      await addTimeline(trx, row.alert_id, done, "notification_sent", null, {
+        deliveryId: id,
+        channel: row.channel,
+        recipient: row.recipient_name,
+        ...(outcome.status === "outbox"
+          ? { status: "outbox", reason: "SMS is not configured: kept in the outbox" }
+          : {}),
+      });
+    }
+    await ctx.completeWithin(trx);
+  });
 }
 
 async function sendPush(
-  db: Executor,
   deps: DeliveryDeps,
   row: DeliveryRow,
+  sub: PushSubscriptionRow | undefined,
   rendered: Rendered,
   opts: {
     link: string | undefined;
@@ -266,13 +298,9 @@ async function sendPush(
     settings: Settings;
   },
 ) {
-  const sub = await db
-    .selectFrom("push_subscriptions")
-    .selectAll()
-    .where("id", "=", row.subscription_id ?? "")
-    .executeTakeFirst();
-  if (!sub)
+  if (!sub) {
     throw new SendError("permanent", "no_subscription", "the push subscription was removed");
+  }
   const critical = row.severity === "critical";
   await deps.push.send({
     endpoint: sub.endpoint,
@@ -291,11 +319,6 @@ async function sendPush(
     urgency: critical ? "high" : opts.quiet ? "low" : "normal",
     ttlSeconds: critical ? opts.settings["notifications.critical_push_ttl_s"] : 6 * 3600,
   });
-  await db
-    .updateTable("push_subscriptions")
-    .set({ last_success_at: iso(new Date()) })
-    .where("id", "=", sub.id)
-    .execute();
 }
 
 /** One-time codes and invitation links are not kept once sent. */

@@ -149,8 +149,10 @@ function distanceKm(lat: number, lng: number) {
 const MAX_RADIUS_KM = 100;
 
 /**
- * Verified providers naming the locality, or whose radius covers the point, and how many active
- * services they have between them (which decides how words are matched).
+ * Providers naming the locality, or verified ones whose radius covers the point, and how many
+ * active services they have between them (which decides how words are matched). The search
+ * checks every provider's status again; joining providers here made PostgreSQL hash the whole
+ * table for a locality with many providers.
  */
 export async function servingProviders(
   db: Executor,
@@ -161,9 +163,7 @@ export async function servingProviders(
   const { rows } = await sql<{ id: string; n: number }>`
     SELECT c.id, (SELECT count(*) FROM services s WHERE s.provider_id = c.id AND s.active = 1) AS n
     FROM (
-      SELECT pl.provider_id AS id FROM provider_localities pl
-      JOIN providers p ON p.id = pl.provider_id
-      WHERE pl.locality_key = ${localityKey} AND p.status = 'verified'
+      SELECT pl.provider_id AS id FROM provider_localities pl WHERE pl.locality_key = ${localityKey}
       UNION
       SELECT p.id FROM providers p
       WHERE p.radius_km IS NOT NULL

@@ -31,6 +31,7 @@ export const residentActions = {
   viewWallet: ["operator", "primary", "member", "self"],
   payIntoWallet: ["primary", "member"],
   book: ["operator", "primary"],
+  rateVisits: ["primary", "member"],
 } as const satisfies Record<string, readonly Relation[]>;
 
 export type ResidentAction = keyof typeof residentActions;
@@ -58,6 +59,7 @@ const describe: Record<ResidentAction, string> = {
   viewWallet: "see this resident's wallet",
   payIntoWallet: "put money into or take it out of this resident's wallet",
   book: "book, cancel or review services for this resident",
+  rateVisits: "rate the visits to this resident",
 };
 
 /** Every relationship the actor has to the resident (several: an operator may also be family). */

@@ -10,6 +10,7 @@ import * as ledger from "./2026-11-22T0900-ledger";
 import * as bookings from "./2026-11-22T1000-bookings";
 import * as needs from "./2026-11-22T1100-needs";
 import * as reviews from "./2026-11-22T1200-reviews";
+import * as jobPriority from "./2026-11-22T1300-job-priority";
 
 export const migrations: Record<string, Migration> = {
   "2026-11-22T0300-foundation": foundation,
@@ -22,4 +23,5 @@ export const migrations: Record<string, Migration> = {
   "2026-11-22T1000-bookings": bookings,
   "2026-11-22T1100-needs": needs,
   "2026-11-22T1200-reviews": reviews,
+  "2026-11-22T1300-job-priority": jobPriority,
 };

@@ -48,7 +48,7 @@ const envSchema = z
         .regex(/^[\w-]{1,64}$/, "letters, digits, '-' and '_'")
         .optional(),
     ),
-    MQTT_INGEST_CONNECTIONS: z.coerce.number().int().min(1).max(64).default(4),
+    MQTT_INGEST_CONNECTIONS: z.coerce.number().int().min(1).max(256).default(16),
     MQTT_HOST: z.string().min(1).default("0.0.0.0"),
     MQTT_PORT: port.default(1883),
     MQTT_PUBLIC_URL: optionalString.pipe(

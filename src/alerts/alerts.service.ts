@@ -101,7 +101,7 @@ export async function raiseAlert(db: Executor, input: RaiseAlert, now: Date): Pr
     acknowledged_phone: null,
   };
   await db.insertInto("alerts").values(row).execute();
-  await scheduleStep(db, row.id, 0, now, now);
+  await scheduleStep(db, row.id, 0, now, now, row.severity);
   await addTimeline(db, row.id, now, "raised", null, {
     sourceType: input.sourceType,
     sourceId: input.sourceId,

@@ -7,6 +7,7 @@ import { addTimeline } from "../alerts/timeline";
 import { iso } from "../clock";
 import type { Executor } from "../db/database";
 import { insertJob } from "../jobs/jobs.repository";
+import { priorityOf } from "../notifications/priority";
 import { type Person, personForPhone, personForUser, queueMessage } from "../notifications/queue";
 import { getSettings } from "../settings/settings.service";
 import { policyFor } from "./policy";
@@ -49,6 +50,7 @@ export async function scheduleStep(
   step: number,
   at: Date,
   now: Date,
+  severity: "critical" | "warning" | "low" = "critical",
 ) {
   await insertJob(
     db,
@@ -58,6 +60,7 @@ export async function scheduleStep(
       runAt: at,
       maxAttempts: STEP_MAX_ATTEMPTS,
       dedupeKey: stepDedupeKey(alertId, step),
+      priority: priorityOf(severity),
     },
     now,
   );

@@ -192,7 +192,7 @@ export async function runStep(
   }
   const waitMinutes = step < last ? tier.waitMinutes : chain.repeatEveryMinutes;
   const nextAt = hasNext ? addMs(now, waitMinutes * 60_000) : null;
-  if (nextAt) await scheduleStep(trx, alertId, step + 1, nextAt, now);
+  if (nextAt) await scheduleStep(trx, alertId, step + 1, nextAt, now, alert.severity);
   await trx
     .updateTable("alerts")
     .set({ step: step + 1, next_step_at: nextAt ? iso(nextAt) : null })
@@ -207,7 +207,7 @@ async function auditOverdue(ctx: JobContext) {
   const now = ctx.clock.now();
   const overdue = await ctx.db
     .selectFrom("alerts")
-    .select(["id", "step", "next_step_at"])
+    .select(["id", "step", "next_step_at", "severity"])
     .where("status", "=", "open")
     .where("next_step_at", "<", iso(addMs(now, -5_000)))
     .execute();
@@ -219,14 +219,32 @@ async function auditOverdue(ctx: JobContext) {
       .where("status", "in", ["pending", "running"])
       .executeTakeFirst();
     if (job) continue;
-    await ctx.db.transaction().execute(async (trx) => {
-      await scheduleStep(trx, alert.id, alert.step, now, now);
+    const resumed = await ctx.db.transaction().execute(async (trx) => {
+      // Look again inside the transaction: the step may have run since the list was read.
+      const still = await trx
+        .selectFrom("alerts")
+        .select("id")
+        .where("id", "=", alert.id)
+        .where("status", "=", "open")
+        .where("step", "=", alert.step)
+        .where("next_step_at", "=", alert.next_step_at)
+        .executeTakeFirst();
+      const pending = await trx
+        .selectFrom("jobs")
+        .select("id")
+        .where("dedupe_key", "=", stepDedupeKey(alert.id, alert.step))
+        .where("status", "in", ["pending", "running"])
+        .executeTakeFirst();
+      if (!still || pending) return false;
+      await scheduleStep(trx, alert.id, alert.step, now, now, alert.severity);
       await addTimeline(trx, alert.id, now, "escalation_resumed", null, {
         step: alert.step,
         dueAt: alert.next_step_at,
         reason: "the next step was overdue with nothing scheduled to run it",
       });
+      return true;
     });
-    ctx.logger.warn({ alertId: alert.id, step: alert.step }, "resumed an overdue escalation");
+    if (resumed)
+      ctx.logger.warn({ alertId: alert.id, step: alert.step }, "resumed an overdue escalation");
   }
 }

@@ -11,7 +11,12 @@ export interface EnqueueJob {
   maxAttempts: number;
   /** At most one pending or running job holds a given key; a second enqueue returns the first. */
   dedupeKey?: string;
+  /** Higher runs first among due jobs; default 0. */
+  priority?: number;
 }
+
+/** Priorities in use: the alarm path first. */
+export const JOB_PRIORITY = { urgent: 10, high: 5, normal: 0 } as const;
 
 export async function insertJob(db: Executor, job: EnqueueJob, now: Date): Promise<string> {
   const id = newId();
@@ -29,6 +34,7 @@ export async function insertJob(db: Executor, job: EnqueueJob, now: Date): Promi
       locked_by: null,
       locked_until: null,
       dedupe_key: job.dedupeKey ?? null,
+      priority: job.priority ?? 0,
       last_error: null,
       created_at: iso(now),
       updated_at: iso(now),
@@ -63,6 +69,8 @@ export async function claimDueJobs(
     now: Date;
     leaseMs: number;
     postgres: boolean;
+    /** Only jobs at least this urgent (the slots kept free for them). */
+    minPriority?: number;
   },
 ): Promise<JobRow[]> {
   if (opts.kinds.length === 0 || opts.limit <= 0) return [];
@@ -77,6 +85,8 @@ export async function claimDueJobs(
         eb.and([eb("status", "=", "running"), eb("locked_until", "<", now)]),
       ]),
     )
+    .$if(opts.minPriority !== undefined, (q) => q.where("priority", ">=", opts.minPriority!))
+    .orderBy("priority", "desc")
     .orderBy("due_at")
     .limit(opts.limit);
   if (opts.postgres) candidates = candidates.forUpdate().skipLocked();

@@ -1,4 +1,4 @@
-import type { Selectable } from "kysely";
+import type { Generated, Selectable } from "kysely";
 
 export type JobStatus = "pending" | "running" | "done" | "dead";
 
@@ -16,6 +16,8 @@ export interface JobsTable {
   locked_by: string | null;
   locked_until: string | null;
   dedupe_key: string | null;
+  /** Higher runs first among due jobs (an SOS step before a rollup); see JOB_PRIORITY. */
+  priority: Generated<number>;
   last_error: string | null;
   created_at: string;
   updated_at: string;

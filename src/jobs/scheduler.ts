@@ -13,6 +13,7 @@ import {
   extendLease,
   failJob,
   insertJob,
+  JOB_PRIORITY,
   pruneFinishedJobs,
   releaseOrphanedJobs,
 } from "./jobs.repository";
@@ -54,6 +55,8 @@ export class StaleJobError extends Error {
 const defaultBackoff = (attempt: number) => Math.min(1000 * 2 ** (attempt - 1), 300_000);
 const DEFAULT_LEASE_MS = 60_000;
 const DEFAULT_MAX_ATTEMPTS = 10;
+/** Slots beyond JOBS_CONCURRENCY that only urgent jobs may take. */
+const URGENT_RESERVE = 2;
 
 export interface SchedulerOptions {
   db: Db;
@@ -72,6 +75,7 @@ export class Scheduler {
   private running = false;
   private polling = false;
   private pollAgain = false;
+  private urgentInFlight = 0;
 
   constructor(private readonly options: SchedulerOptions) {}
 
@@ -94,7 +98,7 @@ export class Scheduler {
     db: Executor,
     definition: JobDefinition<P> | string,
     payload: P,
-    opts: { runAt?: Date; dedupeKey?: string } = {},
+    opts: { runAt?: Date; dedupeKey?: string; priority?: number } = {},
   ): Promise<string> {
     const def = typeof definition === "string" ? this.definitions.get(definition) : definition;
     if (!def) throw new Error(`unknown job kind ${String(definition)}`);
@@ -107,6 +111,7 @@ export class Scheduler {
         runAt: opts.runAt ?? now,
         maxAttempts: def.maxAttempts ?? DEFAULT_MAX_ATTEMPTS,
         ...(opts.dedupeKey ? { dedupeKey: opts.dedupeKey } : {}),
+        ...(opts.priority !== undefined ? { priority: opts.priority } : {}),
       },
       now,
     );
@@ -174,11 +179,20 @@ export class Scheduler {
     let full = false;
     try {
       const free = this.options.concurrency - this.inFlight.size;
-      const claimed = await this.claim(free);
+      let claimed = await this.claim(free);
       full = free > 0 && claimed.length === free;
+      // Every slot busy: a few more are kept for urgent jobs (an SOS step, its texts), so they
+      // never wait behind a backlog of routine ones.
+      const urgentFree = URGENT_RESERVE - this.urgentInFlight;
+      if (free <= 0 && urgentFree > 0) {
+        claimed = await this.claim(urgentFree, JOB_PRIORITY.urgent);
+      }
       for (const job of claimed) {
+        const urgent = free <= 0;
+        if (urgent) this.urgentInFlight += 1;
         const run = this.run(job).finally(() => {
           this.inFlight.delete(run);
+          if (urgent) this.urgentInFlight -= 1;
           this.nudge();
         });
         this.inFlight.add(run);
@@ -191,8 +205,9 @@ export class Scheduler {
     }
   }
 
-  private claim(limit: number): Promise<JobRow[]> {
+  private claim(limit: number, minPriority?: number): Promise<JobRow[]> {
     return claimDueJobs(this.options.db, {
+      ...(minPriority !== undefined ? { minPriority } : {}),
       kinds: [...this.definitions.keys()],
       limit,
       workerId: this.workerId,

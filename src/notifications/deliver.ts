@@ -30,7 +30,8 @@ export function registerDeliveryJobs(scheduler: Scheduler, deps: DeliveryDeps) {
     kind: DELIVER_JOB,
     payload: z.object({ deliveryId: z.string() }),
     maxAttempts: MAX_ATTEMPTS,
-    backoffMs: (attempt) => Math.min(2_000 * 2 ** (attempt - 1), 60_000),
+    // A dropped connection is retried almost at once; a service in trouble, less and less often.
+    backoffMs: (attempt) => Math.min(250 * 4 ** (attempt - 1), 60_000),
     leaseMs: 30_000,
     handler: (ctx, { deliveryId }) => deliver(ctx, deps, deliveryId),
   });

@@ -9,6 +9,7 @@ import { insertJob } from "../jobs/jobs.repository";
 import type { Settings } from "../settings/settings.service";
 import { inWindow, localTime } from "../time";
 import type { Channel, DeliveryStatus } from "./notifications.table";
+import { priorityOf } from "./priority";
 import type { Message } from "./templates";
 
 export const DELIVER_JOB = "notifications.deliver";
@@ -274,7 +275,13 @@ export async function queueMessage(
     if (row.status === "pending") {
       await insertJob(
         db,
-        { kind: DELIVER_JOB, payload: { deliveryId: id }, runAt: now, maxAttempts: 6 },
+        {
+          kind: DELIVER_JOB,
+          payload: { deliveryId: id },
+          runAt: now,
+          maxAttempts: 6,
+          priority: priorityOf(spec.severity),
+        },
         now,
       );
     } else if (row.status === "bundled" || row.status === "capped") {

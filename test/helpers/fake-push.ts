@@ -101,6 +101,10 @@ export async function startFakePush(): Promise<FakePush> {
   const server = createServer({ key, cert }, (req, res) => {
     handle(state, req, res).catch((err) => answer(res, 500, String(err)));
   });
+  // Keep idle connections as real services do: Node's 5 s default races the SDKs' keep-alive
+  // agents (a send on a socket being closed fails with ECONNRESET and waits for a retry).
+  server.keepAliveTimeout = 120_000;
+  server.headersTimeout = 121_000;
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   state.origin = `https://127.0.0.1:${(server.address() as AddressInfo).port}`;
   const agent = new Agent({ ca: cert, keepAlive: true });

@@ -135,6 +135,10 @@ export async function startFakeTwilio(
   const server = createServer((req, res) => {
     handle(state, req, res).catch((err) => sendJson(res, 500, { message: String(err) }));
   });
+  // Keep idle connections as real services do: Node's 5 s default races the SDKs' keep-alive
+  // agents (a send on a socket being closed fails with ECONNRESET and waits for a retry).
+  server.keepAliveTimeout = 120_000;
+  server.headersTimeout = 121_000;
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const { port } = server.address() as AddressInfo;
   return {

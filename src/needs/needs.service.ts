@@ -106,13 +106,12 @@ async function providersServing(db: Executor, residentId: string) {
     .select(["locality", "latitude", "longitude"])
     .where("id", "=", residentId)
     .executeTakeFirstOrThrow();
-  return new Set(
-    await servingProviders(db, {
-      localityKey: localityKey(r.locality),
-      latitude: r.latitude,
-      longitude: r.longitude,
-    }),
-  );
+  const serving = await servingProviders(db, {
+    localityKey: localityKey(r.locality),
+    latitude: r.latitude,
+    longitude: r.longitude,
+  });
+  return new Set(serving.providerIds);
 }
 
 /** The family's view: their resident's needs with every offer. */

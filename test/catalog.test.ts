@@ -113,7 +113,7 @@ afterAll(() => t.close());
 
 async function search(params: Record<string, string | number>, token = daughter.token) {
   const qs = new URLSearchParams(
-    Object.entries({ residentId, ...params }).map(([k, v]) => [k, String(v)]),
+    Object.entries({ residentId, ...params }).map(([k, v]): [string, string] => [k, String(v)]),
   );
   return t.request("GET", `/v1/catalog/search?${qs}`, { token });
 }

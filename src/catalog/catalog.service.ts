@@ -203,7 +203,7 @@ export async function searchCatalog(db: Executor, ctx: Ctx, query: z.infer<typeo
   return searchForResident(db, resident, query);
 }
 
-/** The search itself, for a resident already authorised (the bench calls it directly). */
+/** The search itself, for a resident already authorised. */
 export async function searchForResident(
   db: Executor,
   resident: { locality: string; latitude: number; longitude: number },

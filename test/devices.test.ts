@@ -370,7 +370,7 @@ describe("ingest", () => {
     ["not JSON", "{nope", "bad_json"],
     [
       "no msgId",
-      JSON.stringify({ ts: Date.now(), readings: [{ type: "spo2", unit: "%", value: 97 }] }),
+      JSON.stringify({ ts: "2026-11-22T08:59:00.000Z", readings: [{ type: "spo2", unit: "%", value: 97 }] }),
       "bad_msg_id",
     ],
     ["an unknown type", "unknown_type", "unknown_type"],
@@ -432,7 +432,7 @@ describe("ingest", () => {
       t,
       client,
       `${device.topicRoot}heartbeat`,
-      JSON.stringify({ ts: Date.now(), battery: 250 }),
+      JSON.stringify({ ts: t.clock.now().getTime(), battery: 250 }),
       { qos: 1 },
     );
     await publish(t, client, `${device.topicRoot}status`, "sleepy", { qos: 1 });

@@ -86,6 +86,9 @@ export interface IngestStats {
 type ReadingKey = { device_id: string; msg_id: string; type: string };
 type Accepted = { item: Exclude<Item, { kind: "quarantine" }>; residentId: string };
 type EventRow = DeviceEventsTable;
+/** How much telemetry may share a commit with events: an SOS must not wait on a big batch. */
+const EVENT_BATCH_TELEMETRY = 100;
+
 /** Readings and events of a batch that were stored before (by object), and how many readings. */
 type Repeated = { repeated: Set<object>; repeatedReadings: number };
 
@@ -345,7 +348,10 @@ export class Ingest {
     try {
       while (this.events.length > 0 || this.others.length > 0) {
         const batch = this.events.splice(0, this.events.length);
-        batch.push(...this.others.splice(0, Math.max(0, this.maxBatch - batch.length)));
+        // A batch carrying events (an SOS) takes little telemetry along, so its commit is quick.
+        const room =
+          batch.length > 0 ? Math.min(EVENT_BATCH_TELEMETRY, this.maxBatch) : this.maxBatch;
+        batch.push(...this.others.splice(0, Math.max(0, room - batch.length)));
         await this.commitBatch(batch);
       }
     } finally {

@@ -370,7 +370,10 @@ describe("ingest", () => {
     ["not JSON", "{nope", "bad_json"],
     [
       "no msgId",
-      JSON.stringify({ ts: "2026-11-22T08:59:00.000Z", readings: [{ type: "spo2", unit: "%", value: 97 }] }),
+      JSON.stringify({
+        ts: "2026-11-22T08:59:00.000Z",
+        readings: [{ type: "spo2", unit: "%", value: 97 }],
+      }),
       "bad_msg_id",
     ],
     ["an unknown type", "unknown_type", "unknown_type"],

@@ -27,6 +27,7 @@ import { twilioRoutes } from "./notifications/twilio.routes";
 import { providersRoutes } from "./providers/providers.routes";
 import { workersRoutes } from "./providers/workers.routes";
 import { residentsRoutes } from "./residents/residents.routes";
+import { reviewsRoutes } from "./reviews/reviews.routes";
 import { settingsRoutes } from "./settings/settings.routes";
 import { vitalsRoutes } from "./vitals/vitals.routes";
 
@@ -139,6 +140,7 @@ export function createApp(deps: AppDeps) {
   app.route("/v1", providersRoutes(deps));
   app.route("/v1", workersRoutes(deps));
   app.route("/v1", catalogRoutes(deps));
+  app.route("/v1", reviewsRoutes(deps));
 
   docsRoutes(app, deps);
   return app;

@@ -293,7 +293,7 @@ export async function applyGatewayEvent(trx: Trx, event: GatewayEvent, now: Date
     .where("id", "=", event.data.paymentId)
     .$if(isPostgres(trx), (q) => q.forUpdate())
     .executeTakeFirst();
-  if (!payment || payment.method !== "gateway") throw notFound("the payment");
+  if (payment?.method !== "gateway") throw notFound("the payment");
   if (payment.status !== "pending") return { duplicate: true };
   if (payment.amount !== event.data.amount || payment.currency !== event.data.currency) {
     throw new AppError(

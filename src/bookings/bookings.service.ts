@@ -17,6 +17,7 @@ import { walletCurrency } from "../ledger/wallet.service";
 import { personForUser, queueMessage } from "../notifications/queue";
 import { isProviderAdmin } from "../providers/providers.repository";
 import type { RequestCtx } from "../request-ctx";
+import { escrowNote, promotionFor, recordBookingPromotion } from "../reviews/promotions.service";
 import { getSettings, type Settings } from "../settings/settings.service";
 import { localParts } from "../time";
 import type { BookingRow, VisitRow } from "./bookings.table";
@@ -128,7 +129,7 @@ async function createVisit(
     trx,
     {
       kind: "visit_escrow",
-      description: `Visit on ${occ.localDate} ${occ.localTime} held in escrow`,
+      description: `Visit on ${occ.localDate} ${occ.localTime} held in escrow${await escrowNote(trx, booking.id)}`,
       currency: booking.currency,
       residentId: booking.resident_id,
       reference: { type: "visit", id: visit.id },
@@ -217,6 +218,10 @@ export async function createBooking(trx: Trx, ctx: Ctx, input: NewBooking) {
       first.startsAt.getTime(),
     ),
   );
+  // An approved promotion covering the first visit's date prices the booking (not an offer's).
+  const promotion = input.offer
+    ? null
+    : await promotionFor(trx, service.id, first.localDate, visitPrice(service));
   const booking: BookingRow = {
     id: newId(),
     resident_id: input.residentId,
@@ -226,7 +231,7 @@ export async function createBooking(trx: Trx, ctx: Ctx, input: NewBooking) {
     status: input.offer ? "accepted" : "pending",
     schedule: JSON.stringify(schedule),
     time_zone: resident.time_zone,
-    visit_price_minor: input.offer?.priceMinor ?? visitPrice(service),
+    visit_price_minor: input.offer?.priceMinor ?? promotion?.priceMinor ?? visitPrice(service),
     currency,
     duration_minutes: service.duration_minutes,
     notes: input.notes ?? null,
@@ -239,6 +244,7 @@ export async function createBooking(trx: Trx, ctx: Ctx, input: NewBooking) {
     updated_at: iso(ctx.now),
   };
   await trx.insertInto("bookings").values(booking).execute();
+  const applied = promotion && (await recordBookingPromotion(trx, booking.id, promotion, ctx.now));
   const visits: VisitRow[] = [];
   for (const occ of planned) {
     if (occ.startsAt < earliest) continue;
@@ -269,7 +275,7 @@ export async function createBooking(trx: Trx, ctx: Ctx, input: NewBooking) {
     },
     ctx.now,
   );
-  return presentBooking(booking, visits);
+  return { ...presentBooking(booking, visits), ...(applied ? { promotion: applied } : {}) };
 }
 
 async function loadBooking(db: Executor, bookingId: string) {

@@ -3,6 +3,12 @@
 import type { Kysely } from "kysely";
 
 export async function up(db: Kysely<any>): Promise<void> {
+  // A primary may let a member of the circle book and cancel too.
+  await db.schema
+    .alterTable("circle_members")
+    .addColumn("can_book", "integer", (c) => c.notNull().defaultTo(0))
+    .execute();
+
   await db.schema
     .createTable("bookings")
     .addColumn("id", "text", (c) => c.primaryKey())
@@ -83,4 +89,5 @@ export async function up(db: Kysely<any>): Promise<void> {
 export async function down(db: Kysely<any>): Promise<void> {
   await db.schema.dropTable("visits").execute();
   await db.schema.dropTable("bookings").execute();
+  await db.schema.alterTable("circle_members").dropColumn("can_book").execute();
 }

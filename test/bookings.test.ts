@@ -531,3 +531,30 @@ describe("settlement and time away", () => {
     await expectSound();
   });
 });
+
+describe("who books", () => {
+  it("a member may book once a primary allows it, and not before", async () => {
+    const f = await family();
+    const p = await verifiedProvider(t, operator.token);
+    await fund(t, operator.token, f.residentId, f.daughter.id, 20_000);
+    const body = {
+      residentId: f.residentId,
+      serviceId: p.serviceId,
+      schedule: { type: "once", date: day(t, 2), time: "09:00" },
+    };
+    expect((await book(t, f.son.token, body)).status).toBe(403);
+    const self = await t.request("PATCH", `/v1/residents/${f.residentId}/circle/${f.son.id}`, {
+      token: f.son.token,
+      body: { canBook: true },
+    });
+    expect(self.status).toBe(403);
+    const allowed = await t.request("PATCH", `/v1/residents/${f.residentId}/circle/${f.son.id}`, {
+      token: f.daughter.token,
+      body: { canBook: true },
+    });
+    expect(allowed.body.items.find((m: { userId: string }) => m.userId === f.son.id).canBook).toBe(
+      true,
+    );
+    expect((await book(t, f.son.token, body)).status).toBe(201);
+  });
+});

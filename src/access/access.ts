@@ -6,7 +6,8 @@ import { AppError, notFound } from "../errors";
 import type { Actor } from "../http/context";
 import type { ResidentRow } from "../residents/residents.table";
 
-export type Relation = "operator" | "primary" | "member" | "self";
+/** "booker": a member the primaries allowed to book services. */
+export type Relation = "operator" | "primary" | "member" | "booker" | "self";
 
 export const residentActions = {
   view: ["operator", "primary", "member", "self"],
@@ -30,7 +31,7 @@ export const residentActions = {
   manageEscalation: ["operator", "primary"],
   viewWallet: ["operator", "primary", "member", "self"],
   payIntoWallet: ["primary", "member"],
-  book: ["operator", "primary"],
+  book: ["operator", "primary", "booker"],
   rateVisits: ["primary", "member"],
 } as const satisfies Record<string, readonly Relation[]>;
 
@@ -74,11 +75,12 @@ export async function relationsTo(
   if (actor.roles.includes("family")) {
     const membership = await db
       .selectFrom("circle_members")
-      .select("level")
+      .select(["level", "can_book"])
       .where("resident_id", "=", resident.id)
       .where("user_id", "=", actor.userId)
       .executeTakeFirst();
     if (membership) relations.push(membership.level);
+    if (membership?.level === "member" && membership.can_book) relations.push("booker");
   }
   return relations;
 }
@@ -118,7 +120,7 @@ export function can(access: ResidentAccess, action: ResidentAction): boolean {
 }
 
 /** The strongest relationship, for pages that adapt to it. */
-export function mainRelation(relations: Relation[]): Relation | null {
+export function mainRelation(relations: Relation[]): Exclude<Relation, "booker"> | null {
   for (const r of ["operator", "primary", "member", "self"] as const)
     if (relations.includes(r)) return r;
   return null;

@@ -32,6 +32,9 @@ const MemberSchema = z
     phone: z.string().nullable(),
     relationship: z.string(),
     level: Level,
+    canBook: z
+      .boolean()
+      .openapi({ description: "May book and cancel services (primaries always may)" }),
     since: z.string(),
   })
   .openapi("CircleMember");
@@ -81,11 +84,15 @@ export function circleRoutes(deps: AppDeps) {
       method: "patch",
       path: "/residents/{residentId}/circle/{userId}",
       tags,
-      summary: "Change a member's level or relationship",
+      summary: "Change a member's level, relationship, or whether they may book services",
       request: {
         params: MemberParams,
         ...jsonBody(
-          z.strictObject({ level: Level.optional(), relationship: Relationship.optional() }),
+          z.strictObject({
+            level: Level.optional(),
+            relationship: Relationship.optional(),
+            canBook: z.boolean().optional(),
+          }),
         ),
       },
       responses: {

@@ -51,6 +51,7 @@ export async function listCircle(db: Executor, ctx: Ctx, residentId: string) {
       "u.phone",
       "m.relationship",
       "m.level",
+      "m.can_book",
       "m.created_at",
     ])
     .where("m.resident_id", "=", residentId)
@@ -63,6 +64,7 @@ export async function listCircle(db: Executor, ctx: Ctx, residentId: string) {
     phone: r.phone,
     relationship: r.relationship,
     level: r.level,
+    canBook: r.level === "primary" || Boolean(r.can_book),
     since: r.created_at,
   }));
 }
@@ -107,7 +109,11 @@ export async function changeMember(
   ctx: Ctx,
   residentId: string,
   userId: string,
-  patch: { level?: CircleLevel | undefined; relationship?: string | undefined },
+  patch: {
+    level?: CircleLevel | undefined;
+    relationship?: string | undefined;
+    canBook?: boolean | undefined;
+  },
 ) {
   await db.transaction().execute(async (trx) => {
     await authorizeResident(trx, ctx.actor, residentId, "manageCircle");
@@ -116,7 +122,11 @@ export async function changeMember(
       await guardLastPrimary(trx, ctx, residentId, member.level);
     await trx
       .updateTable("circle_members")
-      .set({ level: patch.level, relationship: patch.relationship })
+      .set({
+        level: patch.level,
+        relationship: patch.relationship,
+        ...(patch.canBook === undefined ? {} : { can_book: patch.canBook ? 1 : 0 }),
+      })
       .where("resident_id", "=", residentId)
       .where("user_id", "=", userId)
       .execute();

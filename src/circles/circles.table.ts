@@ -1,4 +1,4 @@
-import type { Selectable } from "kysely";
+import type { Generated, Selectable } from "kysely";
 
 export const circleLevels = ["primary", "member"] as const;
 export type CircleLevel = (typeof circleLevels)[number];
@@ -8,6 +8,8 @@ export interface CircleMembersTable {
   user_id: string;
   relationship: string;
   level: CircleLevel;
+  /** 1: a member the primaries let book and cancel services (primaries always may). */
+  can_book: Generated<number>;
   added_by: string | null;
   created_at: string;
 }

@@ -28,7 +28,7 @@ import type { ResidentRow } from "./residents.table";
 
 type Ctx = RequestCtx & { actor: Actor };
 
-export function presentResident(r: ResidentRow, myRelation: Relation | null) {
+export function presentResident(r: ResidentRow, myRelation: Exclude<Relation, "booker"> | null) {
   return {
     id: r.id,
     fullName: r.full_name,
@@ -188,7 +188,7 @@ export async function listVisibleResidents(
     rows.map((r) => r.id),
   );
   return rows.map((r) => {
-    const relation: Relation | null = isOperator
+    const relation: Exclude<Relation, "booker"> | null = isOperator
       ? "operator"
       : (levels.get(r.id) ?? (r.user_id === ctx.actor.userId ? "self" : null));
     return presentResident(r, relation);

@@ -106,7 +106,8 @@ async function startKincare(testDb: TestDatabase, topicPrefix: string) {
       fetch(`http://127.0.0.1:${port}/readyz`)
         .then((r) => r.ok)
         .catch(() => false),
-    { what: "kincare ready" },
+    // Generous: a cold tsx start on a busy 2-core machine can take a while.
+    { what: "kincare ready", timeoutMs: 60_000 },
   );
   return { proc, port, mqttPort };
 }
@@ -173,7 +174,7 @@ describe("escalation survives", () => {
       second.proc.child.kill("SIGTERM");
       await second.proc.exited;
     }
-  }, 60_000);
+  }, 120_000);
 
   it.skipIf(!usingPostgres)(
     "two processes on one PostgreSQL: each notification of each step goes out once",
@@ -204,6 +205,6 @@ describe("escalation survives", () => {
         await Promise.all([one.proc.exited, two.proc.exited]);
       }
     },
-    90_000,
+    180_000,
   );
 });

@@ -78,7 +78,7 @@ describe("an SOS reaches a person", () => {
     const h = await household(a);
     await simpleChain(a, h);
     const client = await withDevice(h);
-    const received = nextMessage(client, h.device.commandTopic);
+    const received = nextMessage(client, h.device.commandTopic, 15_000);
     await press(h, client);
     expect(await received).toMatchObject({ type: "sos_received" });
     const alert = await openAlert(h);
@@ -104,7 +104,7 @@ describe("an SOS reaches a person", () => {
     // Twilio reports delivery: the record and the timeline follow.
     expect(await a.twilio.sendStatus(sonText!.sid!, "delivered")).toBe(204);
 
-    const ackCmd = nextMessage(client, h.device.commandTopic);
+    const ackCmd = nextMessage(client, h.device.commandTopic, 15_000);
     const reply = await a.twilio.sendInbound({
       from: h.son.phone,
       to: KINCARE_NUMBER,
@@ -262,7 +262,7 @@ describe("acknowledging from any channel", () => {
     expect(forged.status).toBe(404);
     expect((await alertDetail(alert.id)).status).toBe("open");
 
-    const ackCmd = nextMessage(client, h.device.commandTopic);
+    const ackCmd = nextMessage(client, h.device.commandTopic, 15_000);
     const pressed = await fetch(url, { method: "POST" });
     expect(pressed.status).toBe(200);
     expect(await pressed.text()).toContain("Key safe by the door");

@@ -162,7 +162,7 @@ export { connectDevice };
 /** Polls until `check` returns a truthy value, or a non-empty array (jobs run on their own loop). */
 export function eventually<T>(
   check: () => Promise<T | undefined | null | false>,
-  timeoutMs = 5_000,
+  timeoutMs = 10_000,
 ): Promise<T> {
   return pollUntil(
     async () => {

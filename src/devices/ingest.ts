@@ -353,6 +353,12 @@ export class Ingest {
           batch.length > 0 ? Math.min(EVENT_BATCH_TELEMETRY, this.maxBatch) : this.maxBatch;
         batch.push(...this.others.splice(0, Math.max(0, room - batch.length)));
         await this.commitBatch(batch);
+        // better-sqlite3 answers synchronously, so a backlog would keep this loop on microtasks
+        // and starve timers and sockets: the job scheduler (an SOS's escalation) and new
+        // messages (an SOS's PUBACK) get their turn between batches.
+        if (this.events.length > 0 || this.others.length > 0) {
+          await new Promise<void>((resolve) => setImmediate(resolve));
+        }
       }
     } finally {
       this.flushing = false;

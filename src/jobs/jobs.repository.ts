@@ -198,3 +198,14 @@ export async function pruneFinishedJobs(db: Executor, before: Date): Promise<num
 export async function findJob(db: Executor, id: string): Promise<JobRow | undefined> {
   return db.selectFrom("jobs").selectAll().where("id", "=", id).executeTakeFirst();
 }
+
+/** When the next pending job falls due after `now` (the scheduler sleeps no longer than that). */
+export async function nextDueAt(db: Executor, now: Date): Promise<string | undefined> {
+  const row = await db
+    .selectFrom("jobs")
+    .select((eb) => eb.fn.min("due_at").as("due"))
+    .where("status", "=", "pending")
+    .where("due_at", ">", iso(now))
+    .executeTakeFirst();
+  return (row?.due as string | null | undefined) ?? undefined;
+}

@@ -14,6 +14,7 @@ import {
   failJob,
   insertJob,
   JOB_PRIORITY,
+  nextDueAt,
   pruneFinishedJobs,
   releaseOrphanedJobs,
 } from "./jobs.repository";
@@ -177,6 +178,7 @@ export class Scheduler {
     this.polling = true;
     this.pollAgain = false;
     let full = false;
+    let delay = this.options.pollMs;
     try {
       const free = this.options.concurrency - this.inFlight.size;
       let claimed = await this.claim(free);
@@ -197,11 +199,20 @@ export class Scheduler {
         });
         this.inFlight.add(run);
       }
+      // Wake when the next job falls due if that is sooner than the next poll (an escalation
+      // step due in 300 ms should not wait up to JOBS_POLL_MS); a full house waits for a nudge.
+      if (!full && free > 0) {
+        const next = await nextDueAt(this.options.db, this.options.clock.now());
+        if (next) {
+          const wait = Date.parse(next) - this.options.clock.now().getTime();
+          delay = Math.max(0, Math.min(delay, wait));
+        }
+      }
     } catch (error) {
       this.options.logger.error({ err: error }, "claiming jobs failed; will retry");
     } finally {
       this.polling = false;
-      this.schedule(full || this.pollAgain ? 0 : this.options.pollMs);
+      this.schedule(full || this.pollAgain ? 0 : delay);
     }
   }
 

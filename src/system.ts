@@ -88,7 +88,7 @@ export async function createSystem(config: Config, options: SystemOptions) {
     kind: "residents.activity_sweep",
     everyMs: 60_000,
     async run(ctx) {
-      await ctx.db.transaction().execute((trx) => sweepActivity(trx, ctx.clock.now()));
+      await sweepActivity(ctx.db, ctx.clock.now());
     },
   });
 

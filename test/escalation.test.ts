@@ -64,6 +64,17 @@ const hhmm = (at: Date, timeZone: string) =>
     hourCycle: "h23",
   }).format(at);
 
+/**
+ * The next command of a type on a device's cmd topic. Commands of other types are skipped: an
+ * sos_received may reach the device after the test has moved on to waiting for sos_ack.
+ */
+async function nextCommand(client: MqttClient, topic: string, type?: string) {
+  for (;;) {
+    const cmd = await nextMessage(client, topic, 15_000);
+    if (!type || cmd.type === type) return cmd;
+  }
+}
+
 /** Lets the scheduler's loop run what is due, then checks nothing more was sent. */
 const settle = () => new Promise((r) => setTimeout(r, 300));
 
@@ -78,7 +89,7 @@ describe("an SOS reaches a person", () => {
     const h = await household(a);
     await simpleChain(a, h);
     const client = await withDevice(h);
-    const received = nextMessage(client, h.device.commandTopic, 15_000);
+    const received = nextCommand(client, h.device.commandTopic, "sos_received");
     await press(h, client);
     expect(await received).toMatchObject({ type: "sos_received" });
     const alert = await openAlert(h);
@@ -104,7 +115,7 @@ describe("an SOS reaches a person", () => {
     // Twilio reports delivery: the record and the timeline follow.
     expect(await a.twilio.sendStatus(sonText!.sid!, "delivered")).toBe(204);
 
-    const ackCmd = nextMessage(client, h.device.commandTopic, 15_000);
+    const ackCmd = nextCommand(client, h.device.commandTopic, "sos_ack");
     const reply = await a.twilio.sendInbound({
       from: h.son.phone,
       to: KINCARE_NUMBER,
@@ -262,7 +273,7 @@ describe("acknowledging from any channel", () => {
     expect(forged.status).toBe(404);
     expect((await alertDetail(alert.id)).status).toBe("open");
 
-    const ackCmd = nextMessage(client, h.device.commandTopic, 15_000);
+    const ackCmd = nextCommand(client, h.device.commandTopic, "sos_ack");
     const pressed = await fetch(url, { method: "POST" });
     expect(pressed.status).toBe(200);
     expect(await pressed.text()).toContain("Key safe by the door");

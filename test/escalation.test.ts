@@ -16,7 +16,7 @@ import {
   simpleChain,
   startAlerting,
 } from "./helpers/alerting";
-import { connectDevice, event, nextMessage, publish } from "./helpers/devices.factory";
+import { connectDevice, event, publish } from "./helpers/devices.factory";
 import { createOperator, type SignedIn } from "./helpers/factories";
 import { twilioErrors } from "./helpers/fake-twilio";
 
@@ -65,14 +65,25 @@ const hhmm = (at: Date, timeZone: string) =>
   }).format(at);
 
 /**
- * The next command of a type on a device's cmd topic. Commands of other types are skipped: an
- * sos_received may reach the device after the test has moved on to waiting for sos_ack.
+ * The next command of a type on a device's cmd topic, from one listener that skips the others:
+ * sos_received may reach the device late, in the same packet burst as the sos_ack awaited.
  */
-async function nextCommand(client: MqttClient, topic: string, type?: string) {
-  for (;;) {
-    const cmd = await nextMessage(client, topic, 15_000);
-    if (!type || cmd.type === type) return cmd;
-  }
+function nextCommand(client: MqttClient, topic: string, type: string, timeoutMs = 15_000) {
+  return new Promise<Record<string, unknown>>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      client.off("message", onMessage);
+      reject(new Error(`no ${type} on ${topic} within ${timeoutMs} ms`));
+    }, timeoutMs);
+    const onMessage = (t: string, payload: Buffer) => {
+      if (t !== topic) return;
+      const cmd = JSON.parse(payload.toString()) as Record<string, unknown>;
+      if (cmd.type !== type) return;
+      clearTimeout(timer);
+      client.off("message", onMessage);
+      resolve(cmd);
+    };
+    client.on("message", onMessage);
+  });
 }
 
 /** Lets the scheduler's loop run what is due, then checks nothing more was sent. */

@@ -1,13 +1,12 @@
 import { createRoute } from "@hono/zod-openapi";
-import type { Context } from "hono";
 import { z as zod } from "zod";
-import type { Db, Trx } from "../db/database";
+import type { Db } from "../db/database";
 import { authedCtx, requireRole } from "../http/auth.middleware";
-import type { AppDeps, AppEnv } from "../http/context";
+import type { AppDeps } from "../http/context";
 import { createRouter, errorResponses, jsonBody, jsonResponse, z } from "../http/router";
 import { defineRecurring } from "../jobs/recurring";
 import type { Scheduler } from "../jobs/scheduler";
-import { idempotencyKey, idempotent } from "../ledger/idempotency";
+import { once } from "../ledger/idempotency";
 import {
   ACCEPT_DEADLINE_JOB,
   acceptanceDeadline,
@@ -74,24 +73,6 @@ export function bookingsRoutes(deps: AppDeps) {
   const app = createRouter();
   const db: Db = deps.db;
 
-  /** Runs a money-moving request once per Idempotency-Key. */
-  const once = async <T>(
-    c: Context<AppEnv>,
-    name: string,
-    fingerprint: unknown,
-    status: number,
-    run: (trx: Trx, ctx: ReturnType<typeof authedCtx>) => Promise<T>,
-  ): Promise<T> => {
-    const ctx = authedCtx(c, deps);
-    const answer = await idempotent<T>(
-      db,
-      { scope: `${ctx.actor.userId}:${name}`, key: idempotencyKey(c), fingerprint },
-      ctx.now,
-      async (trx) => ({ status, body: await run(trx, ctx) }),
-    );
-    return answer.body;
-  };
-
   app.openapi(
     createRoute({
       method: "post",
@@ -116,7 +97,7 @@ export function bookingsRoutes(deps: AppDeps) {
     }),
     async (c) => {
       const body = c.req.valid("json");
-      const booking = await once(c, "booking", body, 201, (trx, ctx) =>
+      const booking = await once(c, deps, "booking", body, 201, (trx, ctx) =>
         createBooking(trx, ctx, body),
       );
       return c.json(booking, 201);
@@ -183,7 +164,7 @@ export function bookingsRoutes(deps: AppDeps) {
       const { bookingId } = c.req.valid("param");
       const body = c.req.valid("json");
       return c.json(
-        await once(c, "booking-answer", [bookingId, body], 200, (trx, ctx) =>
+        await once(c, deps, "booking-answer", [bookingId, body], 200, (trx, ctx) =>
           answerBooking(trx, ctx, bookingId, body),
         ),
         200,
@@ -213,7 +194,7 @@ export function bookingsRoutes(deps: AppDeps) {
       const { bookingId } = c.req.valid("param");
       const body = c.req.valid("json");
       return c.json(
-        await once(c, "booking-cancel", [bookingId, body], 200, (trx, ctx) =>
+        await once(c, deps, "booking-cancel", [bookingId, body], 200, (trx, ctx) =>
           cancelVisits(trx, ctx, { bookingId, ...body }),
         ),
         200,
@@ -243,7 +224,7 @@ export function bookingsRoutes(deps: AppDeps) {
       const { visitId } = c.req.valid("param");
       const body = c.req.valid("json");
       return c.json(
-        await once(c, "visit-failure", [visitId, body], 200, (trx, ctx) =>
+        await once(c, deps, "visit-failure", [visitId, body], 200, (trx, ctx) =>
           providerFailed(trx, ctx, visitId, body.kind, body.reason),
         ),
         200,
@@ -273,7 +254,7 @@ export function bookingsRoutes(deps: AppDeps) {
       const { visitId } = c.req.valid("param");
       const body = c.req.valid("json");
       return c.json(
-        await once(c, "visit-review", [visitId, body], 200, (trx, ctx) =>
+        await once(c, deps, "visit-review", [visitId, body], 200, (trx, ctx) =>
           reviewVisit(trx, ctx, visitId, body),
         ),
         200,
@@ -305,7 +286,7 @@ export function bookingsRoutes(deps: AppDeps) {
       const { visitId } = c.req.valid("param");
       const body = c.req.valid("json");
       return c.json(
-        await once(c, "dispute-decision", [visitId, body], 200, (trx, ctx) =>
+        await once(c, deps, "dispute-decision", [visitId, body], 200, (trx, ctx) =>
           decideDispute(trx, ctx, visitId, body),
         ),
         200,
@@ -335,7 +316,7 @@ export function bookingsRoutes(deps: AppDeps) {
       const { providerId } = c.req.valid("param");
       const body = c.req.valid("json");
       return c.json(
-        await once(c, "payout", [providerId, body], 201, (trx, ctx) =>
+        await once(c, deps, "payout", [providerId, body], 201, (trx, ctx) =>
           recordPayout(trx, ctx, providerId, body.amount, body.reference),
         ),
         201,

@@ -177,7 +177,7 @@ export async function createBooking(trx: Trx, ctx: Ctx, input: NewBooking) {
     ])
     .where("s.id", "=", input.serviceId)
     .executeTakeFirst();
-  if (!service || !service.active || service.provider_status !== "verified") {
+  if (!service?.active || service.provider_status !== "verified") {
     throw notFound("the service");
   }
   const currency = await walletCurrency(trx);
@@ -239,7 +239,8 @@ export async function createBooking(trx: Trx, ctx: Ctx, input: NewBooking) {
     decided_at: input.offer ? iso(ctx.now) : null,
     decided_by: null,
     decline_reason: null,
-    generated_through: through < lastDate(schedule) ? through : lastDate(schedule),
+    // Dates as YYYY-MM-DD compare as text.
+    generated_through: [through, lastDate(schedule)].sort()[0]!,
     created_at: iso(ctx.now),
     updated_at: iso(ctx.now),
   };
@@ -650,7 +651,7 @@ export async function releaseVisit(trx: Trx, visitId: string, by: string | null,
     .selectAll()
     .where("id", "=", visitId)
     .executeTakeFirst();
-  if (!visit || visit.status !== "verified") return false;
+  if (visit?.status !== "verified") return false;
   const settings = await getSettings(trx);
   await trx
     .updateTable("visits")

@@ -7,6 +7,8 @@ import type { Context } from "hono";
 import { iso } from "../clock";
 import type { Db, Trx } from "../db/database";
 import { AppError } from "../errors";
+import { authedCtx } from "../http/auth.middleware";
+import type { AppDeps } from "../http/context";
 
 export interface IdempotentRequest {
   /** Who and what: the same key from two users, or for two routes, are different keys. */
@@ -99,4 +101,26 @@ function replay<T>(
     body: JSON.parse(row.response_body) as T,
     replayed: true,
   };
+}
+
+/**
+ * A money-moving route, run once per Idempotency-Key of the signed-in user: `name` keeps one
+ * route's keys apart from another's. Answers with the body (the stored one on a retry).
+ */
+export async function once<T>(
+  c: Context,
+  deps: AppDeps,
+  name: string,
+  fingerprint: unknown,
+  status: number,
+  run: (trx: Trx, ctx: ReturnType<typeof authedCtx>) => Promise<T>,
+): Promise<T> {
+  const ctx = authedCtx(c, deps);
+  const answer = await idempotent<T>(
+    deps.db,
+    { scope: `${ctx.actor.userId}:${name}`, key: idempotencyKey(c), fingerprint },
+    ctx.now,
+    async (trx) => ({ status, body: await run(trx, ctx) }),
+  );
+  return answer.body;
 }

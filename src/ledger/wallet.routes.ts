@@ -3,7 +3,7 @@ import { AppError } from "../errors";
 import { authedCtx, requireRole } from "../http/auth.middleware";
 import type { AppDeps } from "../http/context";
 import { createRouter, errorResponses, jsonBody, jsonResponse, z } from "../http/router";
-import { idempotencyKey, idempotent } from "./idempotency";
+import { once } from "./idempotency";
 import {
   applyGatewayEvent,
   decideWithdrawal,
@@ -157,23 +157,12 @@ export function walletRoutes(deps: AppDeps) {
     }),
     async (c) => {
       requireRole(c, "operator");
-      const ctx = authedCtx(c, deps);
       const { residentId } = c.req.valid("param");
       const body = c.req.valid("json");
-      const answer = await idempotent(
-        deps.db,
-        {
-          scope: `${ctx.actor.userId}:top-up`,
-          key: idempotencyKey(c),
-          fingerprint: [residentId, body],
-        },
-        ctx.now,
-        async (trx) => ({
-          status: 201,
-          body: await recordOfflineTopUp(trx, ctx, residentId, body),
-        }),
+      const answer = await once(c, deps, "top-up", [residentId, body], 201, (trx, ctx) =>
+        recordOfflineTopUp(trx, ctx, residentId, body),
       );
-      return c.json(answer.body, 201);
+      return c.json(answer, 201);
     },
   );
 
@@ -193,23 +182,12 @@ export function walletRoutes(deps: AppDeps) {
       },
     }),
     async (c) => {
-      const ctx = authedCtx(c, deps);
       const { residentId } = c.req.valid("param");
       const { amount } = c.req.valid("json");
-      const answer = await idempotent(
-        deps.db,
-        {
-          scope: `${ctx.actor.userId}:intent`,
-          key: idempotencyKey(c),
-          fingerprint: [residentId, amount],
-        },
-        ctx.now,
-        async (trx) => ({
-          status: 201,
-          body: await startGatewayTopUp(trx, ctx, residentId, amount),
-        }),
+      const answer = await once(c, deps, "intent", [residentId, amount], 201, (trx, ctx) =>
+        startGatewayTopUp(trx, ctx, residentId, amount),
       );
-      return c.json(answer.body, 201);
+      return c.json(answer, 201);
     },
   );
 
@@ -251,23 +229,12 @@ export function walletRoutes(deps: AppDeps) {
       responses: { 201: jsonResponse(Withdrawal, "Requested and held"), ...errorResponses },
     }),
     async (c) => {
-      const ctx = authedCtx(c, deps);
       const { residentId } = c.req.valid("param");
       const { amount } = c.req.valid("json");
-      const answer = await idempotent(
-        deps.db,
-        {
-          scope: `${ctx.actor.userId}:withdraw`,
-          key: idempotencyKey(c),
-          fingerprint: [residentId, amount],
-        },
-        ctx.now,
-        async (trx) => ({
-          status: 201,
-          body: await requestWithdrawal(trx, ctx, residentId, amount),
-        }),
+      const answer = await once(c, deps, "withdraw", [residentId, amount], 201, (trx, ctx) =>
+        requestWithdrawal(trx, ctx, residentId, amount),
       );
-      return c.json(answer.body, 201);
+      return c.json(answer, 201);
     },
   );
 
@@ -316,23 +283,17 @@ export function walletRoutes(deps: AppDeps) {
     }),
     async (c) => {
       requireRole(c, "operator");
-      const ctx = authedCtx(c, deps);
       const { withdrawalId } = c.req.valid("param");
       const body = c.req.valid("json");
-      const answer = await idempotent(
-        deps.db,
-        {
-          scope: `${ctx.actor.userId}:withdrawal-decision`,
-          key: idempotencyKey(c),
-          fingerprint: [withdrawalId, body],
-        },
-        ctx.now,
-        async (trx) => ({
-          status: 200,
-          body: await decideWithdrawal(trx, ctx, withdrawalId, body),
-        }),
+      const answer = await once(
+        c,
+        deps,
+        "withdrawal-decision",
+        [withdrawalId, body],
+        200,
+        (trx, ctx) => decideWithdrawal(trx, ctx, withdrawalId, body),
       );
-      return c.json(answer.body, 200);
+      return c.json(answer, 200);
     },
   );
 

@@ -4,7 +4,7 @@ import { authedCtx } from "../http/auth.middleware";
 import type { AppDeps } from "../http/context";
 import { createRouter, errorResponses, jsonBody, jsonResponse, z } from "../http/router";
 import type { Scheduler } from "../jobs/scheduler";
-import { idempotencyKey, idempotent } from "../ledger/idempotency";
+import { once } from "../ledger/idempotency";
 import { providerCategories } from "../providers/providers.table";
 import {
   acceptOffer,
@@ -149,19 +149,11 @@ export function needsRoutes(deps: AppDeps) {
       responses: { 201: jsonResponse(Any, "The booking"), ...errorResponses },
     }),
     async (c) => {
-      const ctx = authedCtx(c, deps);
       const { needId, offerId } = c.req.valid("param");
-      const answer = await idempotent(
-        deps.db,
-        {
-          scope: `${ctx.actor.userId}:offer-accept`,
-          key: idempotencyKey(c),
-          fingerprint: [needId, offerId],
-        },
-        ctx.now,
-        async (trx) => ({ status: 201, body: await acceptOffer(trx, ctx, needId, offerId) }),
+      const booking = await once(c, deps, "offer-accept", [needId, offerId], 201, (trx, ctx) =>
+        acceptOffer(trx, ctx, needId, offerId),
       );
-      return c.json(answer.body, 201);
+      return c.json(booking, 201);
     },
   );
 

@@ -241,13 +241,14 @@ describe("limits: caps and bundles", () => {
       await press(h, client, "sos");
       await eventually(async () => pushesTo(endpoint).some((p) => p.urgency === "high"));
 
-      // The bundle goes out once, after the bundle window, with both held notices.
+      // The bundle goes out once, after the bundle window, with the held notices (the later tiers
+      // of the two warnings, reached in the same run, may add to it).
       const before = pushesTo(endpoint).length;
       await advance(a.t, 61 * 60_000);
       const bundle = await eventually(async () =>
         pushesTo(endpoint)
           .slice(before)
-          .find((p) => /2 notices/.test(String(p.payload?.title))),
+          .find((p) => /\d+ notices/.test(String(p.payload?.title))),
       );
       expect(String(bundle.payload?.body)).toContain("tampering");
       expect(String(bundle.payload?.body)).toContain("low battery");

@@ -34,21 +34,17 @@
 //
 // Progress goes to stderr; the last line of stdout is one JSON object.
 import { fork } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import type { Profiler } from "node:inspector";
+import { writeFileSync } from "node:fs";
 import { Session } from "node:inspector/promises";
 import { createServer } from "node:net";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { Aedes } from "aedes";
 import { sql } from "kysely";
 import mqtt from "mqtt";
-import pg from "pg";
 import { ensureOperator } from "../src/accounts/accounts.service";
 import { systemClock } from "../src/clock";
 import { loadConfig } from "../src/config";
-import { type Db, openDatabase } from "../src/db/database";
+import type { Db } from "../src/db/database";
 import { startEmbeddedBroker } from "../src/devices/broker";
 import type { DeviceKind } from "../src/devices/devices.table";
 import type { Ingest } from "../src/devices/ingest";
@@ -56,6 +52,7 @@ import { mosquittoAclFor } from "../src/devices/mosquitto";
 import { createLogger } from "../src/logger";
 import { createSystem } from "../src/system";
 import { type Mosquitto, startMosquitto } from "../test/helpers/mosquitto";
+import { benchDatabase, summariseProfile } from "./bench-common";
 import type { FromLoad, LoadDevice, LoadReport, ToLoad } from "./bench-load";
 import { registerFleet } from "./fleet";
 
@@ -240,60 +237,9 @@ async function phase(
   };
 }
 
-/** Where the CPU went while kincare stored: self time per function, the top lines. */
-function summariseProfile(profile: Profiler.Profile): string[] {
-  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
-  const self = new Map<string, number>();
-  let total = 0;
-  const deltas = profile.timeDeltas ?? [];
-  (profile.samples ?? []).forEach((id, i) => {
-    const node = byId.get(id);
-    const dt = deltas[i] ?? 0;
-    total += dt;
-    if (!node) return;
-    const { functionName, url, lineNumber } = node.callFrame;
-    const where = url
-      ? `${url.replace(/^.*node_modules\//, "").replace(/^.*\/main\//, "")}:${lineNumber + 1}`
-      : "";
-    const key = `${functionName || "(anonymous)"} ${where}`.trim();
-    self.set(key, (self.get(key) ?? 0) + dt);
-  });
-  return [...self]
-    .sort((a, b) => b[1] - a[1])
-    .slice(0, 30)
-    .map(([key, t]) => `${((t / total) * 100).toFixed(1).padStart(5)}%  ${key}`);
-}
-
-async function freshDatabase() {
+function freshDatabase() {
   const url = process.env.DATABASE_URL;
-  if (url && /^postgres(ql)?:\/\//i.test(url)) {
-    const schema = `kc_bench_${process.pid}_${Date.now().toString(36)}`;
-    const admin = new pg.Client({ connectionString: url });
-    await admin.connect();
-    await admin.query(`CREATE SCHEMA ${schema}`);
-    await admin.end();
-    return {
-      dialect: "postgres" as const,
-      url,
-      where: `schema ${schema}`,
-      open: (poolSize: number) => openDatabase({ dialect: "postgres", url }, { schema, poolSize }),
-      drop: async () => {
-        const client = new pg.Client({ connectionString: url });
-        await client.connect();
-        await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
-        await client.end();
-      },
-    };
-  }
-  const dir = mkdtempSync(join(tmpdir(), "kincare-bench-"));
-  const file = join(dir, "kincare.db");
-  return {
-    dialect: "sqlite" as const,
-    url: file,
-    where: file,
-    open: () => openDatabase({ dialect: "sqlite", file }),
-    drop: async () => rmSync(dir, { recursive: true, force: true }),
-  };
+  return benchDatabase("bench", url && /^postgres(ql)?:\/\//i.test(url) ? url : undefined);
 }
 
 async function main() {

@@ -37,19 +37,14 @@
 //
 // Progress goes to stderr; the last line of stdout is one JSON object.
 import { fork } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import type { Profiler } from "node:inspector";
+import { writeFileSync } from "node:fs";
 import { Session } from "node:inspector/promises";
-import { Server } from "node:net";
-import { loadavg, tmpdir } from "node:os";
-import { join } from "node:path";
+import { loadavg } from "node:os";
 import { parseArgs } from "node:util";
-import pg from "pg";
 import { ensureOperator } from "../src/accounts/accounts.service";
 import { hashPassword } from "../src/accounts/passwords";
 import { iso, systemClock } from "../src/clock";
 import { loadConfig } from "../src/config";
-import { openDatabase } from "../src/db/database";
 import type { DeviceKind } from "../src/devices/devices.table";
 import type { EscalationPolicy } from "../src/escalation/policy";
 import { newId } from "../src/ids";
@@ -58,6 +53,7 @@ import { createResident } from "../src/residents/residents.service";
 import { createSystem, type System } from "../src/system";
 import { type FakePush, startFakePush } from "../test/helpers/fake-push";
 import { type FakeTwilio, startFakeTwilio } from "../test/helpers/fake-twilio";
+import { benchDatabase, summariseProfile } from "./bench-common";
 import type { FromSosLoad, Press, SosLoadDevice, ToSosLoad } from "./bench-sos-load";
 import { actorOf, registerFleet, registerOne } from "./fleet";
 
@@ -155,36 +151,13 @@ type Load = ReturnType<typeof startLoad>;
 
 // ---- the database ----------------------------------------------------------------------------
 
-async function freshDatabase() {
-  if (dialect === "postgres") {
-    const env = process.env.DATABASE_URL;
-    const url =
-      env && /^postgres(ql)?:\/\//i.test(env) ? env : "postgres://root@127.0.0.1:5432/test";
-    const schema = `kc_bench_sos_${process.pid}_${Date.now().toString(36)}`;
-    const admin = new pg.Client({ connectionString: url });
-    await admin.connect();
-    await admin.query(`CREATE SCHEMA ${schema}`);
-    await admin.end();
-    return {
-      url,
-      where: `schema ${schema}`,
-      open: (poolSize: number) => openDatabase({ dialect: "postgres", url }, { schema, poolSize }),
-      drop: async () => {
-        const client = new pg.Client({ connectionString: url });
-        await client.connect();
-        await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
-        await client.end();
-      },
-    };
-  }
-  const dir = mkdtempSync(join(tmpdir(), "kincare-bench-sos-"));
-  const file = join(dir, "kincare.db");
-  return {
-    url: file,
-    where: file,
-    open: (_poolSize: number) => openDatabase({ dialect: "sqlite", file }),
-    drop: async () => rmSync(dir, { recursive: true, force: true }),
-  };
+function freshDatabase() {
+  if (dialect !== "postgres") return benchDatabase("bench_sos");
+  const env = process.env.DATABASE_URL;
+  return benchDatabase(
+    "bench_sos",
+    env && /^postgres(ql)?:\/\//i.test(env) ? env : "postgres://root@127.0.0.1:5432/test",
+  );
 }
 
 // ---- the people ------------------------------------------------------------------------------
@@ -639,7 +612,6 @@ async function main() {
   cleanups.push(() => twilio.close());
   const push = await startFakePush();
   cleanups.push(() => push.close());
-  keepIdleConnections([twilio.url, push.origin]);
 
   const config = loadConfig({
     ...process.env,
@@ -804,7 +776,7 @@ async function main() {
     const { profile } = await profiler.post("Profiler.stop");
     writeFileSync(args.profile!, JSON.stringify(profile));
     say(`CPU profile of both phases written to ${args.profile}; self time, top 25:`);
-    for (const line of summariseProfile(profile)) say(line);
+    for (const line of summariseProfile(profile, 25)) say(line);
     profiler.disconnect();
   }
   clearInterval(reporter);
@@ -951,53 +923,6 @@ function timeJobs(system: System) {
         }),
       ),
   };
-}
-
-/**
- * The fakes' servers close an idle keep-alive connection after Node's default 5 s; the twilio
- * SDK's agent keeps idle sockets 30 s, so a send on a socket the server is just closing fails
- * with ECONNRESET and is retried 2 s later. Real Twilio and push services keep idle connections
- * far longer, so this race belongs to the fakes, not to kincare: their servers (found among the
- * process's handles by port) keep idle connections for two minutes here.
- */
-function keepIdleConnections(urls: string[]) {
-  const ports = new Set(urls.map((u) => Number(new URL(u).port)));
-  const handles = (process as unknown as { _getActiveHandles(): unknown[] })._getActiveHandles();
-  let found = 0;
-  for (const h of handles) {
-    if (!(h instanceof Server) || !("keepAliveTimeout" in h)) continue;
-    const address = h.address();
-    if (typeof address !== "object" || !address || !ports.has(address.port)) continue;
-    const server = h as Server & { keepAliveTimeout: number; headersTimeout: number };
-    server.keepAliveTimeout = 120_000;
-    server.headersTimeout = 125_000;
-    found++;
-  }
-  if (found !== ports.size) say(`warning: found ${found} of ${ports.size} fake servers' sockets`);
-}
-
-/** Where the CPU went: self time per function, the top lines. */
-function summariseProfile(profile: Profiler.Profile): string[] {
-  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
-  const self = new Map<string, number>();
-  let total = 0;
-  const deltas = profile.timeDeltas ?? [];
-  (profile.samples ?? []).forEach((id, i) => {
-    const node = byId.get(id);
-    const dt = deltas[i] ?? 0;
-    total += dt;
-    if (!node) return;
-    const { functionName, url, lineNumber } = node.callFrame;
-    const where = url
-      ? `${url.replace(/^.*node_modules\//, "").replace(/^.*\/main\//, "")}:${lineNumber + 1}`
-      : "";
-    const key = `${functionName || "(anonymous)"} ${where}`.trim();
-    self.set(key, (self.get(key) ?? 0) + dt);
-  });
-  return [...self]
-    .sort((a, b) => b[1] - a[1])
-    .slice(0, 25)
-    .map(([key, t]) => `${((t / total) * 100).toFixed(1).padStart(5)}%  ${key}`);
 }
 
 /** Undone last first: the devices, kincare, the fakes, the database last. */

@@ -13,8 +13,6 @@ import type { RequestCtx } from "../request-ctx";
 import type { AlertRow, AlertSeverity, AlertSource, AlertStatus } from "./alerts.table";
 import { addTimeline } from "./timeline";
 
-export { addTimeline };
-
 type Ctx = RequestCtx & { actor: Actor };
 
 export interface RaiseAlert {

@@ -1,12 +1,7 @@
 // Alarm rules, evaluated as readings and events arrive, inside the transaction that stores them:
 // the alert commits with the message that caused it, or neither does.
-import {
-  addTimeline,
-  closeAlert,
-  findOpenAlert,
-  type Raised,
-  raiseAlert,
-} from "../alerts/alerts.service";
+import { closeAlert, findOpenAlert, type Raised, raiseAlert } from "../alerts/alerts.service";
+import { addTimeline } from "../alerts/timeline";
 import type { CarePlan, VitalType } from "../careplans/careplans.schemas";
 import { iso } from "../clock";
 import type { Executor } from "../db/database";

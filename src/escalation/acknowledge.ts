@@ -9,8 +9,9 @@ import { recordAudit } from "../audit/audit.service";
 import { iso } from "../clock";
 import type { Db, Executor } from "../db/database";
 import { AppError } from "../errors";
-import { type Person, personForPhone, personForUser, queueMessage } from "../notifications/queue";
+import { personForUser, queueMessage } from "../notifications/queue";
 import { getSettings } from "../settings/settings.service";
+import { addTo, peopleReached } from "./reached";
 
 export type AckVia = "api" | "push" | "sms" | "desk";
 
@@ -82,7 +83,7 @@ export async function acknowledge(
     });
     const resident = await trx
       .selectFrom("residents")
-      .select(["full_name", "preferred_name", "access_notes", "language", "time_zone"])
+      .select(["full_name", "preferred_name", "access_notes"])
       .where("id", "=", updated.resident_id)
       .executeTakeFirstOrThrow();
     for (const action of ["alert.acknowledge", "resident.access_notes.read"]) {
@@ -100,7 +101,7 @@ export async function acknowledge(
         now,
       );
     }
-    await tellTheOthers(trx, updated, input.by, resident, now);
+    await tellTheOthers(trx, updated, input.by, now);
     return {
       alert: updated,
       accessNotes: resident.access_notes,
@@ -140,46 +141,18 @@ async function alreadyHandled(db: Executor, alertId: string): Promise<AppError> 
 }
 
 /** Everyone the chain reached, and the rest of the circle, hears who took charge. */
-async function tellTheOthers(
-  db: Executor,
-  alert: AlertRow,
-  by: Acknowledger,
-  resident: { language: string; time_zone: string },
-  now: Date,
-) {
-  const reached = await db
-    .selectFrom("deliveries")
-    .select(["user_id", "phone", "recipient_name", "channel"])
-    .where("alert_id", "=", alert.id)
-    .where("purpose", "=", "alert_step")
-    .where("status", "in", ["sent", "queued", "delivered", "sending"])
-    .execute();
+async function tellTheOthers(db: Executor, alert: AlertRow, by: Acknowledger, now: Date) {
+  const audience = await peopleReached(db, alert);
   const circle = await db
     .selectFrom("circle_members")
     .select("user_id")
     .where("resident_id", "=", alert.resident_id)
     .execute();
-  const targets = new Map<string, { person: Person; channels: Set<"push" | "sms"> }>();
-  const add = (person: Person | null, channel: "push" | "sms") => {
-    if (!person) return;
-    if ((by.userId && person.userId === by.userId) || (!by.userId && person.phone === by.phone))
-      return;
-    const entry = targets.get(person.key) ?? { person, channels: new Set() };
-    entry.channels.add(channel);
-    targets.set(person.key, entry);
-  };
-  for (const member of circle) add(await personForUser(db, member.user_id), "push");
-  for (const r of reached) {
-    const person = r.user_id
-      ? await personForUser(db, r.user_id)
-      : await personForPhone(db, r.phone!, r.recipient_name ?? r.phone!, {
-          language: resident.language,
-          timeZone: resident.time_zone,
-        });
-    add(person, r.channel);
-  }
+  for (const member of circle) addTo(audience, await personForUser(db, member.user_id), "push");
   const settings = await getSettings(db);
-  for (const { person, channels } of targets.values()) {
+  for (const { person, channels } of audience.values()) {
+    const isAcknowledger = by.userId ? person.userId === by.userId : person.phone === by.phone;
+    if (isAcknowledger) continue;
     await queueMessage(
       db,
       person,

@@ -8,9 +8,10 @@ import { iso } from "../clock";
 import type { Executor } from "../db/database";
 import { insertJob } from "../jobs/jobs.repository";
 import { priorityOf } from "../notifications/priority";
-import { type Person, personForPhone, personForUser, queueMessage } from "../notifications/queue";
+import { personForPhone, personForUser, queueMessage } from "../notifications/queue";
 import { getSettings } from "../settings/settings.service";
 import { policyFor } from "./policy";
+import { peopleReached } from "./reached";
 
 export const ESCALATE_JOB = "alerts.escalate";
 /** Escalation steps never give up on their own: the alert's state decides when they stop. */
@@ -110,34 +111,10 @@ export async function renotifyAcknowledger(
 
 /** The resident cancelled an accidental press: everyone already reached hears it is over. */
 export async function tellCancelled(db: Executor, alert: AlertRow, now: Date) {
-  const reached = await db
-    .selectFrom("deliveries")
-    .select(["user_id", "phone", "recipient_name", "channel"])
-    .where("alert_id", "=", alert.id)
-    .where("purpose", "=", "alert_step")
-    .where("status", "in", ["sent", "queued", "delivered", "sending"])
-    .execute();
-  if (reached.length === 0) return;
-  const resident = await db
-    .selectFrom("residents")
-    .select(["language", "time_zone"])
-    .where("id", "=", alert.resident_id)
-    .executeTakeFirstOrThrow();
+  const audience = await peopleReached(db, alert);
+  if (audience.size === 0) return;
   const settings = await getSettings(db);
-  const byPerson = new Map<string, { person: Person; channels: Set<"push" | "sms"> }>();
-  for (const r of reached) {
-    const person = r.user_id
-      ? await personForUser(db, r.user_id)
-      : await personForPhone(db, r.phone!, r.recipient_name ?? r.phone!, {
-          language: resident.language,
-          timeZone: resident.time_zone,
-        });
-    if (!person) continue;
-    const entry = byPerson.get(person.key) ?? { person, channels: new Set() };
-    entry.channels.add(r.channel);
-    byPerson.set(person.key, entry);
-  }
-  for (const { person, channels } of byPerson.values()) {
+  for (const { person, channels } of audience.values()) {
     await queueMessage(
       db,
       person,

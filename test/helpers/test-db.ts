@@ -23,7 +23,9 @@ export interface TestDatabase {
 export async function createTestDatabase(): Promise<TestDatabase> {
   if (usingPostgres) {
     const url = process.env.DATABASE_URL!;
-    const schema = `kc_test_${process.pid}_${Math.random().toString(36).slice(2, 10)}`;
+    // Named for the run: test/global-setup.ts drops them all once every worker is done.
+    const run = process.env.KINCARE_TEST_RUN ?? "adhoc";
+    const schema = `kc_test_${run}_${process.pid}_${Math.random().toString(36).slice(2, 10)}`;
     const admin = new pg.Client({ connectionString: url });
     await admin.connect();
     await admin.query(`CREATE SCHEMA ${schema}`);
@@ -36,7 +38,10 @@ export async function createTestDatabase(): Promise<TestDatabase> {
       schema,
       env: { DATABASE_URL: withSchema.toString() },
       open: () => openDatabase(target, { schema, poolSize: 5 }),
+      // Not now: another worker may be migrating, and Kysely's migrator reads every schema of
+      // the database; a schema dropped under it fails that worker. The run's end drops them.
       drop: async () => {
+        if (process.env.KINCARE_TEST_RUN) return;
         const client = new pg.Client({ connectionString: url });
         await client.connect();
         await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);

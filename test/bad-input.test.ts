@@ -287,12 +287,22 @@ describe("unexpected failures", () => {
     const t = await createTestApp();
     try {
       const user = await signUpFamily(t);
-      // The sessions table vanishing is nothing the code expects: every authenticated request fails.
-      await sql`DROP TABLE sessions`.execute(t.db);
+      // A stored value the code cannot read is nothing it expects. (Not a dropped table: on
+      // PostgreSQL, Kysely's migrator in another worker reads every schema's tables and fails on
+      // a table dropped under it.)
+      await sql`UPDATE users SET channels = 'not json' WHERE id = ${user.id}`.execute(t.db);
       const res = await t.request("GET", "/v1/me", { token: user.token });
       expectErrorShape(res, 500, "internal");
       const text = JSON.stringify(res.body);
-      for (const leak of ["sessions", "SQLITE", "relation", "select", "stack", ".ts:", "    at "]) {
+      for (const leak of [
+        "not json",
+        "SyntaxError",
+        "SQLITE",
+        "select",
+        "stack",
+        ".ts:",
+        "    at ",
+      ]) {
         expect(text.toLowerCase()).not.toContain(leak.toLowerCase());
       }
       expect(res.body.error.details).toBeUndefined();
@@ -300,7 +310,7 @@ describe("unexpected failures", () => {
       const logged = t.logs.find(
         (l) => l.requestId === res.body.error.requestId && l.level === 50,
       ) as { err?: { message?: string } } | undefined;
-      expect(logged?.err?.message).toMatch(/sessions/);
+      expect(logged?.err?.message).toMatch(/JSON/);
     } finally {
       await t.close();
     }

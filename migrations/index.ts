@@ -11,6 +11,7 @@ import * as bookings from "./2026-11-22T1000-bookings";
 import * as needs from "./2026-11-22T1100-needs";
 import * as reviews from "./2026-11-22T1200-reviews";
 import * as jobPriority from "./2026-11-22T1300-job-priority";
+import * as careVisits from "./2026-12-03T1400-care-visits";
 
 export const migrations: Record<string, Migration> = {
   "2026-11-22T0300-foundation": foundation,
@@ -24,4 +25,5 @@ export const migrations: Record<string, Migration> = {
   "2026-11-22T1100-needs": needs,
   "2026-11-22T1200-reviews": reviews,
   "2026-11-22T1300-job-priority": jobPriority,
+  "2026-12-03T1400-care-visits": careVisits,
 };

@@ -28,6 +28,10 @@ export const errorCodes = [
   "idempotency_key_required",
   "idempotency_key_reused",
   "signature_invalid",
+  "assignment_refused",
+  "outcomes_required",
+  "reason_required",
+  "code_invalid",
   "internal",
   "unavailable",
 ] as const;
@@ -56,6 +60,7 @@ export function statusOf(code: ErrorCode): ContentfulStatusCode {
     case "last_primary":
     case "invalid_state":
     case "insufficient_funds":
+    case "assignment_refused":
       return 409;
     case "invitation_expired":
     case "invitation_used":
@@ -66,6 +71,9 @@ export function statusOf(code: ErrorCode): ContentfulStatusCode {
     case "unsupported_media_type":
       return 415;
     case "idempotency_key_reused":
+    case "outcomes_required":
+    case "reason_required":
+    case "code_invalid":
       return 422;
     case "idempotency_key_required":
       return 428;

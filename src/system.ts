@@ -28,6 +28,7 @@ import { registerNeedJobs } from "./needs/needs.routes";
 import { outboxChannel, pushChannel, twilioChannel } from "./notifications/channels";
 import { registerDeliveryJobs } from "./notifications/deliver";
 import { getSettings } from "./settings/settings.service";
+import { registerVisitJobs } from "./visits/watch";
 import { vitalsRollupJob } from "./vitals/rollup";
 
 export interface SystemOptions {
@@ -125,6 +126,7 @@ export async function createSystem(config: Config, options: SystemOptions) {
   await registerEscalationJobs(scheduler, db, () => scheduler.nudge());
   await registerBookingJobs(scheduler, db);
   registerNeedJobs(scheduler);
+  registerVisitJobs(scheduler);
   const ackEffects: AckEffects = {
     sendDeviceAck(deviceId, alertId, byName) {
       link

@@ -33,6 +33,7 @@ export const residentActions = {
   payIntoWallet: ["primary", "member"],
   book: ["operator", "primary", "booker"],
   rateVisits: ["primary", "member"],
+  confirmPresence: ["primary", "member", "self"],
 } as const satisfies Record<string, readonly Relation[]>;
 
 export type ResidentAction = keyof typeof residentActions;
@@ -61,6 +62,7 @@ const describe: Record<ResidentAction, string> = {
   payIntoWallet: "put money into or take it out of this resident's wallet",
   book: "book, cancel or review services for this resident",
   rateVisits: "rate the visits to this resident",
+  confirmPresence: "confirm that a care worker is at this resident's home",
 };
 
 /** Every relationship the actor has to the resident (several: an operator may also be family). */

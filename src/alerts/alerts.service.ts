@@ -6,6 +6,7 @@ import { iso } from "../clock";
 import type { Db, Executor } from "../db/database";
 import { AppError, notFound } from "../errors";
 import { type AckEffects, acknowledge, acknowledgerForUser } from "../escalation/acknowledge";
+import type { EscalationPolicy } from "../escalation/policy";
 import { planEscalation, renotifyAcknowledger, scheduleStep } from "../escalation/start";
 import type { Actor } from "../http/context";
 import { newId } from "../ids";
@@ -25,6 +26,8 @@ export interface RaiseAlert {
   openKey: string | null;
   summary: string;
   details?: Record<string, unknown>;
+  /** A chain of its own instead of the resident's (a late visit goes to its provider first). */
+  chain?: EscalationPolicy;
 }
 
 export interface Raised {
@@ -72,7 +75,7 @@ export async function raiseAlert(db: Executor, input: RaiseAlert, now: Date): Pr
       };
     }
   }
-  const escalation = await planEscalation(db, input.residentId);
+  const escalation = await planEscalation(db, input.residentId, input.chain);
   const row: AlertRow = {
     id: newId(),
     resident_id: input.residentId,

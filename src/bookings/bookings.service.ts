@@ -20,6 +20,7 @@ import type { RequestCtx } from "../request-ctx";
 import { escrowNote, promotionFor, recordBookingPromotion } from "../reviews/promotions.service";
 import { getSettings, type Settings } from "../settings/settings.service";
 import { localParts } from "../time";
+import { scheduleVisitWatch } from "../visits/watch-schedule";
 import type { BookingRow, VisitRow } from "./bookings.table";
 import { addDays, lastDate, occurrences, type Schedule, ScheduleSchema } from "./schedule";
 
@@ -118,6 +119,14 @@ async function createVisit(
     cancel_reason: null,
     created_at: iso(now),
     updated_at: iso(now),
+    assigned_at: null,
+    assigned_by: null,
+    plan_version: null,
+    checked_in_at: null,
+    checked_out_at: null,
+    late_at: null,
+    missed_at: null,
+    open_alerted_at: null,
   };
   const inserted = await trx
     .insertInto("visits")
@@ -125,6 +134,7 @@ async function createVisit(
     .onConflict((oc) => oc.columns(["booking_id", "starts_at"]).doNothing())
     .executeTakeFirst();
   if (Number(inserted.numInsertedOrUpdatedRows ?? 0n) === 0) return null;
+  await scheduleVisitWatch(trx, visit, now);
   await post(
     trx,
     {
@@ -570,6 +580,58 @@ export async function providerFailed(
     settings,
   );
   if (!done) throw new AppError("invalid_state", `this visit is already ${visit.status}`);
+  await trx
+    .updateTable("providers")
+    .set((eb) => ({ no_show_count: eb("no_show_count", "+", 1) }))
+    .where("id", "=", visit.provider_id)
+    .execute();
+  return presentVisit({ ...visit, status: "refunded" });
+}
+
+/**
+ * Nobody came (the visit watch marked it missed and no one checked in): the family, or an
+ * operator, takes the money back in full, or the watch does at the end of the open-visit check.
+ * It counts against the provider like a no-show.
+ */
+export async function refundMissedVisit(
+  trx: Trx,
+  visitId: string,
+  /** The family member or operator asking; null when the watch refunds it. */
+  ctx: Ctx | null,
+  now: Date,
+) {
+  const visit = await trx
+    .selectFrom("visits")
+    .selectAll()
+    .where("id", "=", visitId)
+    .executeTakeFirst();
+  if (!visit) throw notFound("the visit");
+  if (ctx && !ctx.actor.roles.includes("operator")) {
+    await authorizeResident(trx, ctx.actor, visit.resident_id, "book");
+  }
+  if (visit.status !== "scheduled" || !visit.missed_at || visit.checked_in_at) {
+    throw new AppError(
+      "invalid_state",
+      visit.checked_in_at
+        ? "a worker checked in to this visit: it was not missed"
+        : visit.missed_at
+          ? `this visit is already ${visit.status}`
+          : "this visit has not been missed",
+    );
+  }
+  const settings = await getSettings(trx);
+  await cancelVisitRow(
+    trx,
+    visit,
+    {
+      fee: 0,
+      reason: "Missed: nobody checked in to the visit",
+      by: ctx?.actor.userId ?? null,
+      status: "refunded",
+    },
+    now,
+    settings,
+  );
   await trx
     .updateTable("providers")
     .set((eb) => ({ no_show_count: eb("no_show_count", "+", 1) }))

@@ -63,6 +63,16 @@ export interface VisitsTable {
   cancel_reason: string | null;
   created_at: string;
   updated_at: string;
+  assigned_at: string | null;
+  assigned_by: string | null;
+  /** The care-plan version whose tasks and medications the visit carries (set at check-in). */
+  plan_version: number | null;
+  checked_in_at: string | null;
+  checked_out_at: string | null;
+  /** The visit watch's marks: late at start + 15 min, missed at start + 30, open at end + 2 h. */
+  late_at: string | null;
+  missed_at: string | null;
+  open_alerted_at: string | null;
 }
 export type VisitRow = Selectable<VisitsTable>;
 

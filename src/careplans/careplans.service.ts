@@ -95,6 +95,13 @@ export async function currentPlan(db: Executor, residentId: string) {
   return version!;
 }
 
+/** One version of a resident's plan (a visit keeps the version it was checked in under). */
+export async function planVersion(db: Executor, residentId: string, version: number) {
+  const [found] = await loadVersions(db, residentId, version);
+  if (!found) throw notFound("the care plan version");
+  return found;
+}
+
 export async function readCurrentPlan(db: Executor, ctx: Ctx, residentId: string) {
   await authorizeResident(db, ctx.actor, residentId, "readCarePlan");
   const plan = await currentPlan(db, residentId);

@@ -38,12 +38,14 @@ import type { ProviderTables } from "../providers/providers.table";
 import type { ResidentsTable } from "../residents/residents.table";
 import type { ReviewTables } from "../reviews/reviews.table";
 import type { SettingsTable } from "../settings/settings.table";
+import type { VisitTables } from "../visits/visits.table";
 
 export type Database = ProviderTables &
   LedgerTables &
   BookingTables &
   NeedTables &
   ReviewTables &
+  VisitTables &
   CoreTables;
 
 interface CoreTables {

@@ -10,7 +10,7 @@ import { insertJob } from "../jobs/jobs.repository";
 import { priorityOf } from "../notifications/priority";
 import { personForPhone, personForUser, queueMessage } from "../notifications/queue";
 import { getSettings } from "../settings/settings.service";
-import { policyFor } from "./policy";
+import { type EscalationPolicy, policyFor } from "./policy";
 import { peopleReached } from "./reached";
 
 export const ESCALATE_JOB = "alerts.escalate";
@@ -35,9 +35,9 @@ async function freshCode(db: Executor): Promise<string> {
   }
 }
 
-/** The chain and code a new alert carries. */
-export async function planEscalation(db: Executor, residentId: string) {
-  const { policy } = await policyFor(db, residentId);
+/** The chain (the resident's, unless the alert brings its own) and code a new alert carries. */
+export async function planEscalation(db: Executor, residentId: string, own?: EscalationPolicy) {
+  const policy = own ?? (await policyFor(db, residentId)).policy;
   return { chain: JSON.stringify(policy), code: await freshCode(db) };
 }
 

@@ -11,6 +11,7 @@ import { defineRecurring } from "../jobs/recurring";
 import type { JobContext, Scheduler } from "../jobs/scheduler";
 import { type Person, personForPhone, personForUser, queueMessage } from "../notifications/queue";
 import { getSettings } from "../settings/settings.service";
+import { localParts } from "../time";
 import { type EscalationPolicy, PolicySchema, type Recipient } from "./policy";
 import { ESCALATE_JOB, STEP_MAX_ATTEMPTS, scheduleStep, stepDedupeKey } from "./start";
 
@@ -37,7 +38,7 @@ export function registerEscalationJobs(scheduler: Scheduler, db: Executor, onQue
   });
 }
 
-/** Who a tier's recipient stands for, now. Workers and on-call come with the visit issues. */
+/** Who a tier's recipient stands for, now. */
 async function resolveRecipient(
   db: Executor,
   alert: AlertRow,
@@ -93,11 +94,58 @@ async function resolveRecipient(
       const people = await Promise.all(ids.map((id) => personForUser(db, id)));
       return { people: people.filter((p): p is Person => p !== null), ...(note ? { note } : {}) };
     }
-    case "visit_workers":
-      return { people: [], note: "no worker has a visit today" };
-    case "provider_on_call":
-      return { people: [], note: "no provider on call" };
+    case "visit_workers": {
+      const workers = await visitsConcerned(db, alert, resident.time_zone)
+        .innerJoin("workers", "workers.id", "visits.worker_id")
+        .select(["workers.user_id", "workers.phone", "workers.legal_name"])
+        .distinct()
+        .execute();
+      const people: Person[] = [];
+      for (const w of workers) {
+        const person = w.user_id
+          ? await personForUser(db, w.user_id)
+          : await personForPhone(db, w.phone, w.legal_name, {
+              language: resident.language,
+              timeZone: resident.time_zone,
+            });
+        if (person) people.push(person);
+      }
+      return people.length > 0 ? { people } : { people, note: "no worker has a visit today" };
+    }
+    case "provider_on_call": {
+      const providers = await visitsConcerned(db, alert, resident.time_zone)
+        .innerJoin("providers", "providers.id", "visits.provider_id")
+        .where("providers.status", "=", "verified")
+        .select(["providers.on_call_name", "providers.on_call_phone"])
+        .distinct()
+        .execute();
+      const people: Person[] = [];
+      for (const p of providers) {
+        people.push(
+          await personForPhone(db, p.on_call_phone, p.on_call_name, {
+            language: resident.language,
+            timeZone: resident.time_zone,
+          }),
+        );
+      }
+      return people.length > 0 ? { people } : { people, note: "no provider has a visit today" };
+    }
   }
+}
+
+/**
+ * The visits an alert concerns: its own visit when a visit raised it, otherwise the resident's
+ * visits today (in the resident's time zone) that are still on.
+ */
+function visitsConcerned(db: Executor, alert: AlertRow, timeZone: string) {
+  const q = db.selectFrom("visits");
+  if (alert.source_type === "visit" && alert.source_id) {
+    return q.where("visits.id", "=", alert.source_id);
+  }
+  return q
+    .where("visits.resident_id", "=", alert.resident_id)
+    .where("visits.local_date", "=", localParts(new Date(alert.opened_at), timeZone).date)
+    .where("visits.status", "not in", ["cancelled", "refunded"]);
 }
 
 /** Runs step `step` of an alert; false when the alert moved on (the job is then a no-op). */

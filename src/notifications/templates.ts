@@ -36,6 +36,45 @@ export const MessageSchema = z.discriminatedUnion("t", [
     note: z.string(),
   }),
   z.object({
+    t: z.literal("visit_entry"),
+    residentName: z.string(),
+    workerName: z.string(),
+    kind: z.enum(["check_in", "check_out"]),
+    at: z.string(),
+    done: z.number().optional(),
+    due: z.number().optional(),
+  }),
+  z.object({
+    t: z.literal("visit_exception"),
+    residentName: z.string(),
+    workerName: z.string(),
+    kind: z.enum(["check_in", "check_out"]),
+    exception: z.string(),
+    reason: z.string(),
+    at: z.string(),
+  }),
+  z.object({ t: z.literal("visit_late"), residentName: z.string(), startsAt: z.string() }),
+  z.object({
+    t: z.literal("visit_reassigned"),
+    residentName: z.string(),
+    workerName: z.string(),
+    previousName: z.string(),
+    startsAt: z.string(),
+  }),
+  z.object({
+    t: z.literal("worker_day"),
+    visits: z.number(),
+    firstAt: z.string(),
+    residentName: z.string(),
+    address: z.string(),
+  }),
+  z.object({
+    t: z.literal("presence_code"),
+    residentName: z.string(),
+    workerName: z.string(),
+    startsAt: z.string(),
+  }),
+  z.object({
     t: z.literal("wallet_short"),
     residentName: z.string(),
     needed: z.string(),
@@ -73,6 +112,15 @@ const kindNames: Record<string, Record<Language, string>> = {
   low_battery: { en: "has a device with a low battery", "zh-CN": "的设备电量低" },
   device_offline: { en: "has a device that stopped reporting", "zh-CN": "的设备已离线" },
   vital: { en: "has a reading outside the range", "zh-CN": "的测量值超出范围" },
+  visit_late: {
+    en: "has a care visit that has not started on time",
+    "zh-CN": "的上门服务未按时开始",
+  },
+  visit_missed: { en: "has a care visit nobody came to", "zh-CN": "的上门服务无人到场" },
+  visit_open: {
+    en: "has a care visit that was never checked out",
+    "zh-CN": "的上门服务一直未签退",
+  },
 };
 
 const vitalNames: Record<string, Record<Language, string>> = {
@@ -235,6 +283,87 @@ export function render(input: RenderInput): Rendered {
         ? `${m.residentName} ${m.visitDate} 的上门服务争议已处理：${what}。说明：${m.note}`
         : `The dispute about ${m.residentName}'s visit on ${m.visitDate} is decided: ${what}. Note: ${m.note}`;
       return { title: zh ? "争议已处理" : "Dispute decided", body: text, sms: `kincare: ${text}` };
+    }
+    case "visit_entry": {
+      const time = formatTime(m.at, tz, lang);
+      const tasks =
+        m.due !== undefined && m.done !== undefined
+          ? zh
+            ? `，完成 ${m.done}/${m.due} 项`
+            : `, ${m.done} of ${m.due} tasks done`
+          : "";
+      const text =
+        m.kind === "check_in"
+          ? zh
+            ? `${m.workerName}已于 ${time} 到达${m.residentName}家`
+            : `${m.workerName} arrived at ${m.residentName}'s at ${time}`
+          : zh
+            ? `${m.workerName}已于 ${time} 离开${m.residentName}家${tasks}`
+            : `${m.workerName} left ${m.residentName}'s at ${time}${tasks}`;
+      return { title: zh ? "上门服务" : "Care visit", body: text, sms: `kincare: ${text}` };
+    }
+    case "visit_exception": {
+      const time = formatTime(m.at, tz, lang);
+      const what =
+        {
+          outside_radius: zh ? "不在住址附近" : "away from the home",
+          position_too_vague: zh ? "定位不够准确" : "with too vague a position",
+          no_proof: zh ? "没有到场证明" : "without proof of presence",
+        }[m.exception] ?? m.exception;
+      const act =
+        m.kind === "check_in" ? (zh ? "签到" : "checked in") : zh ? "签退" : "checked out";
+      const text = zh
+        ? `${m.workerName}于 ${time} 在${m.residentName}的上门服务${act}时${what}。说明：${m.reason}`
+        : `${m.workerName} ${act} for ${m.residentName}'s visit at ${time} ${what}. Reason given: ${m.reason}`;
+      return {
+        title: zh ? "上门签到异常" : "Visit check needs a look",
+        body: text,
+        sms: `kincare: ${text}`,
+      };
+    }
+    case "visit_late": {
+      const time = formatTime(m.startsAt, tz, lang);
+      const text = zh
+        ? `${m.residentName} ${time} 的上门服务还没有开始，已通知服务商。`
+        : `${m.residentName}'s care visit due at ${time} has not started yet. The provider has been told.`;
+      return {
+        title: zh ? "上门服务迟到" : "Visit running late",
+        body: text,
+        sms: `kincare: ${text}`,
+      };
+    }
+    case "visit_reassigned": {
+      const time = formatTime(m.startsAt, tz, lang);
+      const text = zh
+        ? `${m.residentName} ${time} 的上门服务改由${m.workerName}前来（原为${m.previousName}）。`
+        : `${m.workerName} is coming to ${m.residentName} at ${time} instead of ${m.previousName}.`;
+      return {
+        title: zh ? "护理员变更" : "A different carer is coming",
+        body: text,
+        sms: `kincare: ${text}`,
+      };
+    }
+    case "worker_day": {
+      const time = formatTime(m.firstAt, tz, lang);
+      const text = zh
+        ? `今天有 ${m.visits} 次上门服务，第一次 ${time}：${m.residentName}，${m.address}。`
+        : `You have ${m.visits} visit${m.visits === 1 ? "" : "s"} today. First at ${time}: ${m.residentName}, ${m.address}.`;
+      return {
+        title: zh ? "今日上门安排" : "Your visits today",
+        body: text,
+        sms: `kincare: ${text}`,
+      };
+    }
+    case "presence_code": {
+      const time = formatTime(m.startsAt, tz, lang);
+      const text = zh
+        ? `${m.workerName}已到${m.residentName}家门口（${time} 的上门服务）。请在 kincare 中输入护理员告诉您的验证码确认。`
+        : `${m.workerName} is at ${m.residentName}'s door for the ${time} visit. Confirm in kincare with the code they give you.`;
+      return withLink({
+        title: zh ? "请确认护理员到场" : "Confirm the carer is there",
+        body: text,
+        sms: `kincare: ${text}`,
+      });
     }
     case "wallet_short": {
       const text = zh

@@ -45,6 +45,22 @@ const rules = {
   "bookings.free_cancel_hours": z.number().int().min(0).max(168),
   "bookings.late_cancel_fee_percent": z.number().min(0).max(100),
   "bookings.review_hours": z.number().int().min(1).max(720),
+  "visits.checkin_radius_m": z.number().int().min(25).max(5_000),
+  "visits.late_after_minutes": z.number().int().min(1).max(120),
+  "visits.missed_after_minutes": z.number().int().min(2).max(240),
+  "visits.open_after_minutes": z
+    .number()
+    .int()
+    .min(15)
+    .max(24 * 60),
+  "visits.duration_tolerance_minutes": z.number().int().min(1).max(240),
+  "visits.reminder_minutes": z
+    .number()
+    .int()
+    .min(10)
+    .max(24 * 60),
+  "visits.code_ttl_minutes": z.number().int().min(1).max(60),
+  "visits.offline_after_minutes": z.number().int().min(1).max(60),
 };
 
 export type SettingKey = keyof typeof rules;
@@ -82,6 +98,22 @@ export const settingDefaults: Settings = {
   "bookings.late_cancel_fee_percent": 50,
   // After a visit is verified, the family has this long to confirm or dispute it.
   "bookings.review_hours": 48,
+  // A check-in this far from the home (less the phone's reported accuracy) is an exception.
+  "visits.checkin_radius_m": 150,
+  // No check-in this long after the start: the provider hears of it and the family is told.
+  "visits.late_after_minutes": 15,
+  // No check-in this long after the start: a missed visit, through the escalation chain.
+  "visits.missed_after_minutes": 30,
+  // No check-out this long after the end: an open-visit alert.
+  "visits.open_after_minutes": 120,
+  // A visit shorter or longer than planned by more than this needs the worker's comment.
+  "visits.duration_tolerance_minutes": 15,
+  // Workers hear of their day this long before the first visit.
+  "visits.reminder_minutes": 60,
+  // A one-time presence code is good for this long.
+  "visits.code_ttl_minutes": 10,
+  // An entry made this long before it reached kincare was captured offline.
+  "visits.offline_after_minutes": 5,
 };
 
 export const settingsSchema = z.object(rules);

@@ -17,6 +17,8 @@ export async function up(db: Kysely<any>): Promise<void> {
   ] as const) {
     await db.schema.alterTable("visits").addColumn(name, type).execute();
   }
+  // The worker a provider gave a whole series: visits rolled forward later get them too.
+  await db.schema.alterTable("bookings").addColumn("worker_id", "text").execute();
   await db.schema
     .createIndex("visits_worker_idx")
     .on("visits")
@@ -112,6 +114,7 @@ export async function down(db: Kysely<any>): Promise<void> {
   await db.schema.dropTable("visit_outcomes").execute();
   await db.schema.dropTable("visit_entries").execute();
   await db.schema.dropIndex("visits_worker_idx").execute();
+  await db.schema.alterTable("bookings").dropColumn("worker_id").execute();
   for (const name of [
     "open_alerted_at",
     "missed_at",

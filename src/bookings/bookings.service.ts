@@ -20,6 +20,7 @@ import type { RequestCtx } from "../request-ctx";
 import { escrowNote, promotionFor, recordBookingPromotion } from "../reviews/promotions.service";
 import { getSettings, type Settings } from "../settings/settings.service";
 import { localParts } from "../time";
+import { assignFromSeries } from "../visits/visits.service";
 import { scheduleVisitWatch } from "../visits/watch-schedule";
 import type { BookingRow, VisitRow } from "./bookings.table";
 import { addDays, lastDate, occurrences, type Schedule, ScheduleSchema } from "./schedule";
@@ -135,6 +136,7 @@ async function createVisit(
     .executeTakeFirst();
   if (Number(inserted.numInsertedOrUpdatedRows ?? 0n) === 0) return null;
   await scheduleVisitWatch(trx, visit, now);
+  if (booking.worker_id) await assignFromSeries(trx, visit, booking.worker_id, now);
   await post(
     trx,
     {
@@ -251,6 +253,7 @@ export async function createBooking(trx: Trx, ctx: Ctx, input: NewBooking) {
     decline_reason: null,
     // Dates as YYYY-MM-DD compare as text.
     generated_through: [through, lastDate(schedule)].sort()[0]!,
+    worker_id: null,
     created_at: iso(ctx.now),
     updated_at: iso(ctx.now),
   };

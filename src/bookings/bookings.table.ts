@@ -35,6 +35,8 @@ export interface BookingsTable {
   decline_reason: string | null;
   /** The last local date whose visits exist (a series rolls forward). */
   generated_through: string | null;
+  /** The worker assigned to the whole series: visits rolled forward later get them when free. */
+  worker_id: string | null;
   created_at: string;
   updated_at: string;
 }

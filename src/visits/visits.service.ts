@@ -441,6 +441,13 @@ export async function assignWorker(
       .execute();
     changed.push({ visit: target, previous: target.worker_id });
   }
+  if (input.scope === "series") {
+    await trx
+      .updateTable("bookings")
+      .set({ worker_id: worker.id, updated_at: iso(ctx.now) })
+      .where("id", "=", visit.booking_id)
+      .execute();
+  }
 
   for (const { visit: v, previous } of changed) {
     if (previous) {
@@ -486,6 +493,42 @@ export async function assignWorker(
     assigned: targets.map((t) => t.id),
     visit: await visitDetail(trx, { ...loaded, visit: await loadVisit(trx, visitId) }),
   };
+}
+
+/**
+ * A visit a series rolled forward gets the series' worker, if they can still take it (verified,
+ * certified on the day, free); otherwise it waits unassigned for the provider.
+ */
+export async function assignFromSeries(db: Executor, visit: VisitRow, workerId: string, now: Date) {
+  const service = await db
+    .selectFrom("services")
+    .select("category")
+    .where("id", "=", visit.service_id)
+    .executeTakeFirstOrThrow();
+  const resident = await db
+    .selectFrom("residents")
+    .select("time_zone")
+    .where("id", "=", visit.resident_id)
+    .executeTakeFirstOrThrow();
+  const ok = await assignableWorker(db, workerId, {
+    skill: service.category,
+    at: new Date(visit.starts_at),
+    timeZone: resident.time_zone,
+  });
+  if (!ok.ok || (await overlapping(db, workerId, visit)).length > 0) return false;
+  await db
+    .updateTable("visits")
+    .set({ worker_id: workerId, assigned_at: iso(now), assigned_by: null, updated_at: iso(now) })
+    .where("id", "=", visit.id)
+    .execute();
+  await scheduleDayReminder(
+    db,
+    workerId,
+    { ...visit, worker_id: workerId },
+    resident.time_zone,
+    now,
+  );
+  return true;
 }
 
 /**

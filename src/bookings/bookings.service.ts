@@ -5,6 +5,7 @@
 // review window, whose end (or the family's confirmation) releases the money to the provider,
 // less the platform's commission; a dispute freezes it until an operator decides.
 import { authorizeResident } from "../access/access";
+import { closeAlert, findOpenAlert } from "../alerts/alerts.service";
 import { recordAudit } from "../audit/audit.service";
 import { addMs, iso } from "../clock";
 import type { Db, Executor, Trx } from "../db/database";
@@ -418,6 +419,8 @@ async function cancelVisitRow(
     })
     .where("id", "=", visit.id)
     .where("status", "=", "scheduled")
+    // A worker already in the home: the visit is happening, nobody cancels it from afar.
+    .where("checked_in_at", "is", null)
     .executeTakeFirst();
   if (Number(updated.numUpdatedRows) === 0) return false;
   await refundVisit(trx, visit, opts.fee, opts.reason, opts.by, now, settings);
@@ -511,9 +514,14 @@ export async function cancelVisits(
   const all = await visitsOf(trx, booking.id);
   const from = input.visitId ? all.find((v) => v.id === input.visitId) : undefined;
   if (input.visitId && !from) throw notFound("the visit");
-  const targets = input.visitId ? [from!] : all.filter((v) => v.status === "scheduled");
+  const targets = input.visitId
+    ? [from!]
+    : all.filter((v) => v.status === "scheduled" && !v.checked_in_at);
   if (targets.some((v) => v.status !== "scheduled")) {
     throw new AppError("invalid_state", "only a visit still ahead can be cancelled");
+  }
+  if (targets.some((v) => v.checked_in_at)) {
+    throw new AppError("invalid_state", "the worker has already checked in to this visit");
   }
   const freeUntil = (v: VisitRow) =>
     Date.parse(v.starts_at) - settings["bookings.free_cancel_hours"] * 3_600_000;
@@ -623,7 +631,7 @@ export async function refundMissedVisit(
     );
   }
   const settings = await getSettings(trx);
-  await cancelVisitRow(
+  const done = await cancelVisitRow(
     trx,
     visit,
     {
@@ -635,11 +643,18 @@ export async function refundMissedVisit(
     now,
     settings,
   );
+  // A concurrent claim, the watch's own refund or a late check-in got there first.
+  if (!done) throw new AppError("invalid_state", "this visit was settled or checked in meanwhile");
   await trx
     .updateTable("providers")
     .set((eb) => ({ no_show_count: eb("no_show_count", "+", 1) }))
     .where("id", "=", visit.provider_id)
     .execute();
+  // The money is back and nobody is coming: the missed-visit alert has nothing left to chase.
+  const missed = await findOpenAlert(trx, visit.resident_id, `visit-missed:${visit.id}`);
+  if (missed) {
+    await closeAlert(trx, missed, "resolved", "refunded: nobody came", now, ctx?.actor.userId);
+  }
   return presentVisit({ ...visit, status: "refunded" });
 }
 

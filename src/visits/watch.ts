@@ -104,8 +104,8 @@ export async function runCheck(trx: Trx, visitId: string, check: WatchCheck, now
   };
 
   if (check === "late") {
-    if (visit.checked_in_at || visit.late_at) return false;
-    await mark(trx, visit, { late_at: iso(now) }, now);
+    if (visit.checked_in_at || visit.late_at || visit.missed_at) return false;
+    if (!(await mark(trx, visit, { late_at: iso(now) }, now))) return false;
     await raiseAlert(
       trx,
       {
@@ -128,7 +128,7 @@ export async function runCheck(trx: Trx, visitId: string, check: WatchCheck, now
         purpose: "visit_late",
         message: { t: "visit_late", residentName: name, startsAt: visit.starts_at },
         dedupeKey: `visit-late:${visit.id}`,
-        channels: ["push"],
+        channels: ["push", "sms"],
       },
       now,
     );
@@ -137,7 +137,9 @@ export async function runCheck(trx: Trx, visitId: string, check: WatchCheck, now
 
   if (check === "missed") {
     if (visit.checked_in_at || visit.missed_at) return false;
-    await mark(trx, visit, { missed_at: iso(now) }, now);
+    // A missed visit was late first, whichever check runs first (both are due after a restart).
+    if (!visit.late_at) await runCheck(trx, visitId, "late", now);
+    if (!(await mark(trx, visit, { missed_at: iso(now) }, now))) return false;
     const late = await findOpenAlert(trx, visit.resident_id, `visit-late:${visit.id}`);
     if (late) await closeAlert(trx, late, "resolved", "the visit is now missed", now);
     await raiseAlert(
@@ -165,7 +167,7 @@ export async function runCheck(trx: Trx, visitId: string, check: WatchCheck, now
     await refundMissedVisit(trx, visit.id, null, now);
     return false;
   }
-  await mark(trx, visit, { open_alerted_at: iso(now) }, now);
+  if (!(await mark(trx, visit, { open_alerted_at: iso(now) }, now))) return false;
   await raiseAlert(
     trx,
     {
@@ -184,15 +186,34 @@ export async function runCheck(trx: Trx, visitId: string, check: WatchCheck, now
   return true;
 }
 
+/**
+ * Marks the visit, only if it still needs the mark: false when a concurrent check-in, check-out,
+ * refund or other check got there first. On PostgreSQL the update waits for the visit's row and
+ * looks at it again once the other transaction is done, so the late and missed checks running at
+ * once (after a restart) cannot both act on what they read before, nor a late alert follow a
+ * missed one.
+ */
 async function mark(
   db: Executor,
   visit: VisitRow,
   set: Partial<Pick<VisitRow, "late_at" | "missed_at" | "open_alerted_at">>,
   now: Date,
 ) {
-  await db
+  let q = db
     .updateTable("visits")
     .set({ ...set, updated_at: iso(now) })
     .where("id", "=", visit.id)
-    .execute();
+    .where("status", "=", "scheduled");
+  if (set.late_at) {
+    q = q
+      .where("late_at", "is", null)
+      .where("missed_at", "is", null)
+      .where("checked_in_at", "is", null);
+  }
+  if (set.missed_at) q = q.where("missed_at", "is", null).where("checked_in_at", "is", null);
+  if (set.open_alerted_at) {
+    q = q.where("open_alerted_at", "is", null).where("checked_out_at", "is", null);
+  }
+  const updated = await q.executeTakeFirst();
+  return Number(updated.numUpdatedRows) > 0;
 }

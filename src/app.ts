@@ -29,6 +29,7 @@ import { workersRoutes } from "./providers/workers.routes";
 import { residentsRoutes } from "./residents/residents.routes";
 import { reviewsRoutes } from "./reviews/reviews.routes";
 import { settingsRoutes } from "./settings/settings.routes";
+import { visitReportsRoutes } from "./visits/reports.routes";
 import { visitsRoutes } from "./visits/visits.routes";
 import { vitalsRoutes } from "./vitals/vitals.routes";
 
@@ -143,6 +144,7 @@ export function createApp(deps: AppDeps) {
   app.route("/v1", catalogRoutes(deps));
   app.route("/v1", reviewsRoutes(deps));
   app.route("/v1", visitsRoutes(deps));
+  app.route("/v1", visitReportsRoutes(deps));
 
   docsRoutes(app, deps);
   return app;

@@ -4,6 +4,7 @@
 import type { Executor } from "../db/database";
 import { notFound } from "../errors";
 import type { Actor } from "../http/context";
+import { csvCell } from "../http/csv";
 import { accounts, balanceOf } from "../ledger/ledger";
 import { isProviderAdmin } from "../providers/providers.repository";
 
@@ -94,13 +95,6 @@ export async function settlement(
     balanceNow: await balanceOf(db, payable),
   };
 }
-
-const csvCell = (v: string | number | null) => {
-  const s = v === null ? "" : String(v);
-  // Quote, and defuse spreadsheet formulas.
-  const safe = /^[=+\-@]/.test(s) && typeof v === "string" ? `'${s}` : s;
-  return /[",\n]/.test(safe) ? `"${safe.replace(/"/g, '""')}"` : safe;
-};
 
 export function settlementCsv(report: Awaited<ReturnType<typeof settlement>>): string {
   const header = [

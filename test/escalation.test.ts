@@ -12,13 +12,15 @@ import {
   household,
   idle,
   KINCARE_NUMBER,
+  mobile,
   reachablePerson,
   simpleChain,
   startAlerting,
 } from "./helpers/alerting";
 import { connectDevice, event, publish } from "./helpers/devices.factory";
-import { createOperator, type SignedIn } from "./helpers/factories";
+import { createOperator, type SignedIn, signUpFamily } from "./helpers/factories";
 import { twilioErrors } from "./helpers/fake-twilio";
+import { createProvider } from "./helpers/providers.factory";
 
 let a: Alerting;
 let operator: SignedIn;
@@ -563,3 +565,51 @@ describe("what people receive", () => {
     await client.endAsync();
   });
 });
+
+describe("a provider's on-call number", () => {
+  it("is asked to confirm when the provider is verified and when it changes; a reply confirms it", async () => {
+    const owner = await signUpFamily(a.t, { displayName: "Zhou Min" });
+    const onCall = mobile();
+    const p = await createProvider(a.t, owner.token, {
+      onCall: { name: "Zhou Min", phone: onCall },
+    });
+    await idle(a.t);
+    expect(textsTo(onCall)).toHaveLength(0); // not before an operator verified the provider
+
+    const verified = await a.t.request("POST", `/v1/providers/${p.id}/status`, {
+      token: operator.token,
+      body: { status: "verified" },
+    });
+    expect(verified.status).toBe(200);
+    const invite = await eventually(async () => textsTo(onCall)[0]);
+    expect(invite.body).toContain("on-call person");
+    expect((await phoneRow(onCall))?.confirmed_at).toBeNull();
+
+    const reply = await a.twilio.sendInbound({
+      from: onCall,
+      to: KINCARE_NUMBER,
+      body: "ok",
+      url: inboundUrl(),
+    });
+    expect(reply.body).toContain("confirmed");
+    expect((await phoneRow(onCall))?.confirmed_at).toBeTruthy();
+
+    // A new number is asked again; the confirmed one is not asked twice.
+    const next = mobile();
+    const changed = await a.t.request("PATCH", `/v1/providers/${p.id}`, {
+      token: owner.token,
+      body: { onCall: { name: "Wu Fang", phone: next } },
+    });
+    expect(changed.status).toBe(200);
+    await eventually(async () => textsTo(next)[0]);
+    expect(textsTo(onCall)).toHaveLength(1);
+  });
+});
+
+function phoneRow(phone: string) {
+  return a.t.db
+    .selectFrom("phone_numbers")
+    .select("confirmed_at")
+    .where("phone", "=", phone)
+    .executeTakeFirst();
+}

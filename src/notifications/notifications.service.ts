@@ -11,6 +11,7 @@ import { newId } from "../ids";
 import type { RequestCtx } from "../request-ctx";
 import { getSettings } from "../settings/settings.service";
 import { personForPhone, personForUser, queueMessage } from "./queue";
+import type { Message } from "./templates";
 
 type Ctx = RequestCtx & { actor: Actor };
 
@@ -239,30 +240,52 @@ export async function inviteContactPhone(
       .select(["full_name", "preferred_name", "language", "time_zone"])
       .where("id", "=", residentId)
       .executeTakeFirstOrThrow();
-    await upsertNumber(trx, phone, ctx.now, { invited_at: iso(ctx.now) });
-    const person = await personForPhone(trx, phone, name, {
-      language: resident.language,
-      timeZone: resident.time_zone,
-    });
-    await queueMessage(
+    await invitePhone(
       trx,
-      person,
+      { phone, name, language: resident.language, timeZone: resident.time_zone },
       {
-        purpose: "phone_invite",
-        message: {
-          t: "phone_invite",
-          residentName: resident.preferred_name ?? resident.full_name,
-          byName: ctx.actor.displayName,
-        },
-        channels: ["sms"],
-        dedupeKey: `phone_invite:${phone}:${iso(ctx.now).slice(0, 13)}`,
-        requireConfirmedPhone: false,
+        t: "phone_invite",
+        residentName: resident.preferred_name ?? resident.full_name,
+        byName: ctx.actor.displayName,
       },
       ctx.now,
-      await getSettings(trx),
     );
   });
   return phoneStatus(db, phone);
+}
+
+/**
+ * A first text to a number kincare will send alerts to (a neighbour, a provider's on-call
+ * person): any reply confirms it (src/escalation/sms-replies.ts). Nothing when already confirmed.
+ */
+export async function invitePhone(
+  trx: Executor,
+  to: { phone: string; name: string; language: string; timeZone: string },
+  message: Extract<Message, { t: "phone_invite" | "on_call_invite" }>,
+  now: Date,
+) {
+  const known = await trx
+    .selectFrom("phone_numbers")
+    .select("confirmed_at")
+    .where("phone", "=", to.phone)
+    .executeTakeFirst();
+  if (known?.confirmed_at) return false;
+  await upsertNumber(trx, to.phone, now, { invited_at: iso(now) });
+  const person = await personForPhone(trx, to.phone, to.name, to);
+  await queueMessage(
+    trx,
+    person,
+    {
+      purpose: message.t,
+      message,
+      channels: ["sms"],
+      dedupeKey: `${message.t}:${to.phone}:${iso(now).slice(0, 13)}`,
+      requireConfirmedPhone: false,
+    },
+    now,
+    await getSettings(trx),
+  );
+  return true;
 }
 
 export async function listOutbox(db: Executor, q: { limit: number; before?: string | undefined }) {

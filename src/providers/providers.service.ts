@@ -11,6 +11,7 @@ import { isUniqueViolation } from "../db/database";
 import { AppError, forbidden, notFound } from "../errors";
 import type { Actor } from "../http/context";
 import { newId } from "../ids";
+import { invitePhone } from "../notifications/notifications.service";
 import type { RequestCtx } from "../request-ctx";
 import {
   findProvider,
@@ -264,6 +265,7 @@ export async function updateProvider(
     });
     if (patch.serviceArea) await replaceLocalities(trx, providerId, patch.serviceArea.localities);
     await auditProvider(trx, ctx, "provider.update", providerId, { fields: Object.keys(patch) });
+    if (patch.onCall) await inviteOnCall(trx, providerId, ctx.now);
   });
   return fullProvider(db, providerId);
 }
@@ -301,8 +303,37 @@ export async function changeProviderStatus(
       to: change.status,
       reason: change.reason ?? null,
     });
+    if (change.status === "verified") await inviteOnCall(trx, providerId, ctx.now);
   });
   return fullProvider(db, providerId);
+}
+
+/**
+ * A verified provider's on-call number must be confirmed by its owner before it gets alert texts:
+ * it is asked once when the provider is verified and whenever the number changes.
+ */
+async function inviteOnCall(trx: Executor, providerId: string, now: Date) {
+  const p = await findProvider(trx, providerId);
+  if (p?.status !== "verified") return;
+  // Spoken to like the admin who signed the provider up (same place, most likely same language).
+  const admin = p.created_by
+    ? await trx
+        .selectFrom("users")
+        .select(["language", "time_zone"])
+        .where("id", "=", p.created_by)
+        .executeTakeFirst()
+    : undefined;
+  await invitePhone(
+    trx,
+    {
+      phone: p.on_call_phone,
+      name: p.on_call_name,
+      language: admin?.language ?? "en",
+      timeZone: admin?.time_zone ?? "UTC",
+    },
+    { t: "on_call_invite", providerName: p.display_name },
+    now,
+  );
 }
 
 /** Who the provider names for urgent matters (an escalation tier "provider_on_call"). */

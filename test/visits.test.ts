@@ -322,6 +322,12 @@ describe("assigning a worker", () => {
       });
     }
     expect(await deliveries("visit_reassigned", s.provider.admin.id)).toEqual([]);
+    // Li Wei hears she is off it.
+    expect(await deliveries("visit_unassigned", s.worker.user.id)).toEqual([
+      expect.objectContaining({
+        message: expect.objectContaining({ t: "visit_unassigned", startsAt: s.startsAt, later: 0 }),
+      }),
+    ]);
     const audit = await t.db
       .selectFrom("audit_log")
       .select(["action", "details"])
@@ -376,6 +382,17 @@ describe("assigning a worker", () => {
     const one = await assign(first!, chen.id, s.provider.admin.token, "visit");
     expect(one.body.assigned).toEqual([first]);
     expect(await workersOf()).toEqual([chen.id, s.worker.id, s.worker.id, s.worker.id]);
+
+    // Chen takes the rest of the series: the family hears once, not once per visit, and so
+    // does the worker taken off it.
+    const rest3 = await assign(second!, chen.id, s.provider.admin.token, "series");
+    expect(rest3.body.assigned).toEqual([second, ...rest]);
+    const told = await deliveries("visit_reassigned", s.daughter.id);
+    expect(told).toHaveLength(1);
+    expect(told[0]!.message).toMatchObject({ workerName: "Chen Jing", later: 2 });
+    const off = await deliveries("visit_unassigned", s.worker.user.id);
+    expect(off).toHaveLength(1);
+    expect(off[0]!.message).toMatchObject({ later: 2 });
   });
 });
 

@@ -61,6 +61,14 @@ export const MessageSchema = z.discriminatedUnion("t", [
     workerName: z.string(),
     previousName: z.string(),
     startsAt: z.string(),
+    /** How many later visits of the series changed too. */
+    later: z.number().optional(),
+  }),
+  z.object({
+    t: z.literal("visit_unassigned"),
+    residentName: z.string(),
+    startsAt: z.string(),
+    later: z.number().optional(),
   }),
   z.object({
     t: z.literal("worker_day"),
@@ -335,11 +343,28 @@ export function render(input: RenderInput): Rendered {
     }
     case "visit_reassigned": {
       const time = formatTime(m.startsAt, tz, lang);
+      const more = m.later
+        ? zh
+          ? `，之后的 ${m.later} 次也是`
+          : `, and to the ${m.later} visit${m.later === 1 ? "" : "s"} after it`
+        : "";
       const text = zh
-        ? `${m.residentName} ${time} 的上门服务改由${m.workerName}前来（原为${m.previousName}）。`
-        : `${m.workerName} is coming to ${m.residentName} at ${time} instead of ${m.previousName}.`;
+        ? `${m.residentName} ${time} 的上门服务改由${m.workerName}前来（原为${m.previousName}）${more}。`
+        : `${m.workerName} is coming to ${m.residentName} at ${time} instead of ${m.previousName}${more}.`;
       return {
         title: zh ? "护理员变更" : "A different carer is coming",
+        body: text,
+        sms: `kincare: ${text}`,
+      };
+    }
+    case "visit_unassigned": {
+      const time = formatTime(m.startsAt, tz, lang);
+      const more = m.later ? (zh ? `及之后的 ${m.later} 次` : ` and the ${m.later} after it`) : "";
+      const text = zh
+        ? `您不再负责${m.residentName} ${time} 的上门服务${more}，已由他人接替。`
+        : `You are no longer on ${m.residentName}'s visit at ${time}${more}: someone else is going.`;
+      return {
+        title: zh ? "上门安排变更" : "Visit reassigned",
         body: text,
         sms: `kincare: ${text}`,
       };

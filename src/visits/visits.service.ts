@@ -449,31 +449,60 @@ export async function assignWorker(
       .execute();
   }
 
-  for (const { visit: v, previous } of changed) {
-    if (previous) {
-      const before = await trx
-        .selectFrom("workers")
-        .select("legal_name")
-        .where("id", "=", previous)
-        .executeTakeFirst();
-      await tellFamily(
+  // The family hears once per request (the first visit changed, and how many more), each
+  // replaced worker once, with their day reminder moved to what is left of their day.
+  const replaced = changed.filter((c) => c.previous !== null);
+  if (replaced.length > 0) {
+    const first = replaced[0]!;
+    const before = await trx
+      .selectFrom("workers")
+      .select("legal_name")
+      .where("id", "=", first.previous!)
+      .executeTakeFirst();
+    await tellFamily(
+      trx,
+      first.visit.resident_id,
+      {
+        purpose: "visit_reassigned",
+        message: {
+          t: "visit_reassigned",
+          residentName: residentName(resident),
+          workerName: worker.legal_name,
+          previousName: before?.legal_name ?? "",
+          startsAt: first.visit.starts_at,
+          later: replaced.length - 1,
+        },
+        dedupeKey: `visit-reassigned:${first.visit.id}:${worker.id}:${iso(ctx.now)}`,
+        channels: ["push", "sms"],
+      },
+      ctx.now,
+    );
+    for (const previous of new Set(replaced.map((c) => c.previous!))) {
+      const theirs = replaced.filter((c) => c.previous === previous);
+      await tellWorker(
         trx,
-        v.resident_id,
+        previous,
         {
-          purpose: "visit_reassigned",
+          purpose: "visit_unassigned",
           message: {
-            t: "visit_reassigned",
+            t: "visit_unassigned",
             residentName: residentName(resident),
-            workerName: worker.legal_name,
-            previousName: before?.legal_name ?? "",
-            startsAt: v.starts_at,
+            startsAt: theirs[0]!.visit.starts_at,
+            later: theirs.length - 1,
           },
-          dedupeKey: `visit-reassigned:${v.id}:${worker.id}:${iso(ctx.now)}`,
+          dedupeKey: `visit-unassigned:${theirs[0]!.visit.id}:${previous}:${iso(ctx.now)}`,
           channels: ["push", "sms"],
         },
         ctx.now,
+        { language: resident.language, timeZone: resident.time_zone },
       );
+      for (const date of new Set(theirs.map((c) => c.visit.local_date))) {
+        const left = await firstVisitOfDay(trx, previous, date);
+        if (left) await scheduleDayReminder(trx, previous, left, resident.time_zone, ctx.now);
+      }
     }
+  }
+  for (const { visit: v, previous } of changed) {
     await scheduleDayReminder(trx, worker.id, v, resident.time_zone, ctx.now);
     await recordAudit(
       trx,
@@ -627,7 +656,18 @@ export async function workerDay(db: Executor, ctx: Ctx, date?: string) {
     .select("time_zone")
     .where("id", "=", ctx.actor.userId)
     .executeTakeFirstOrThrow();
-  const day = date ?? localParts(ctx.now, user.time_zone).date;
+  // "Today" where the worker works: the homes they visit, not an account left on UTC.
+  const near = await db
+    .selectFrom("visits")
+    .innerJoin("residents", "residents.id", "visits.resident_id")
+    .select("residents.time_zone")
+    .where("visits.worker_id", "in", workerIds)
+    .where("visits.starts_at", "<=", iso(addMs(ctx.now, 86_400_000)))
+    .orderBy("visits.starts_at", "desc")
+    .limit(1)
+    .executeTakeFirst();
+  const timeZone = near?.time_zone ?? user.time_zone;
+  const day = date ?? localParts(ctx.now, timeZone).date;
   const visits = await db
     .selectFrom("visits")
     .selectAll()
@@ -641,7 +681,7 @@ export async function workerDay(db: Executor, ctx: Ctx, date?: string) {
     const loaded = await visitAccess(db, ctx.actor, v.id, ["worker"], "see this visit");
     items.push(await visitDetail(db, loaded));
   }
-  return { date: day, timeZone: user.time_zone, visits: items };
+  return { date: day, timeZone, visits: items };
 }
 
 /** Access notes, to the worker inside a checked-in visit only; every reveal is audited. */
@@ -784,14 +824,21 @@ export async function requestPresenceCode(
 }
 
 /** Counts a wrong code against every live code of the visit; too many burn them. */
-export async function countFailure(trx: Executor, visitId: string, now: Date) {
-  await trx
+export async function countFailure(
+  trx: Executor,
+  visitId: string,
+  now: Date,
+  /** A relative's typo counts against family codes only, not the device's. */
+  via?: "family",
+) {
+  let q = trx
     .updateTable("visit_codes")
     .set((eb) => ({ failed_attempts: eb("failed_attempts", "+", 1) }))
     .where("visit_id", "=", visitId)
     .where("used_at", "is", null)
-    .where("expires_at", ">", iso(now))
-    .execute();
+    .where("expires_at", ">", iso(now));
+  if (via) q = q.where("via", "=", via);
+  await q.execute();
 }
 
 function liveCodes(db: Executor, visitId: string) {
@@ -816,7 +863,7 @@ export async function confirmPresenceCode(db: Db, ctx: Ctx, visitId: string, cod
     const match = codes.find((c) => sameHash(c.code_hash, hashCode(visitId, code)));
     if (!match) {
       // Counted, and committed: guessing is limited.
-      await countFailure(trx, visitId, ctx.now);
+      await countFailure(trx, visitId, ctx.now, "family");
       return null;
     }
     await trx

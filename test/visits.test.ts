@@ -341,6 +341,37 @@ describe("assigning a worker", () => {
     });
   });
 
+  it("a worker without an account is asked, once verified, to confirm the phone they are reached on", async () => {
+    const s = await assignedVisit(t, operator.token, { assign: false });
+    const phone = "+8613955501234";
+    const made = await t.request("POST", `/v1/providers/${s.provider.id}/workers`, {
+      token: s.provider.admin.token,
+      body: { legalName: "Zhao Lan", phone, idDocumentNumber: "310101199203041234" },
+    });
+    expect(made.status).toBe(201);
+    const invites = () =>
+      t.db
+        .selectFrom("deliveries")
+        .select(["purpose", "channel", "phone"])
+        .where("purpose", "=", "worker_invite")
+        .where("phone", "=", phone)
+        .execute();
+    expect(await invites()).toEqual([]); // not before an operator verified them
+    const verified = await t.request("POST", `/v1/workers/${made.body.id}/status`, {
+      token: operator.token,
+      body: { status: "verified" },
+    });
+    expect(verified.status).toBe(200);
+    expect(await invites()).toEqual([{ purpose: "worker_invite", channel: "sms", phone }]);
+    const number = await t.db
+      .selectFrom("phone_numbers")
+      .select(["invited_at", "confirmed_at"])
+      .where("phone", "=", phone)
+      .executeTakeFirstOrThrow();
+    expect(number.invited_at).toBeTruthy();
+    expect(number.confirmed_at).toBeNull();
+  });
+
   it("with scope series, assigns that visit and every later one of a weekly booking", async () => {
     const s = await assignedVisit(t, operator.token, {
       assign: false,

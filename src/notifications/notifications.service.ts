@@ -261,7 +261,7 @@ export async function inviteContactPhone(
 export async function invitePhone(
   trx: Executor,
   to: { phone: string; name: string; language: string; timeZone: string },
-  message: Extract<Message, { t: "phone_invite" | "on_call_invite" }>,
+  message: Extract<Message, { t: "phone_invite" | "on_call_invite" | "worker_invite" }>,
   now: Date,
 ) {
   const known = await trx

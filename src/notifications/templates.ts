@@ -20,6 +20,7 @@ export const MessageSchema = z.discriminatedUnion("t", [
   z.object({ t: z.literal("phone_code"), code: z.string().optional() }),
   z.object({ t: z.literal("phone_invite"), residentName: z.string(), byName: z.string() }),
   z.object({ t: z.literal("on_call_invite"), providerName: z.string() }),
+  z.object({ t: z.literal("worker_invite"), providerName: z.string() }),
   z.object({ t: z.literal("password_reset_code"), code: z.string().optional() }),
   z.object({
     t: z.literal("invitation"),
@@ -405,6 +406,12 @@ export function render(input: RenderInput): Rendered {
       const text = zh
         ? `${m.providerName}将您设为 kincare 的值班联系人。回复任意内容即可接收上门服务的紧急短信（迟到、缺席、未签退）。`
         : `${m.providerName} named you its on-call person on kincare. Reply to this text (any word) to receive urgent visit alerts (late, missed or open visits).`;
+      return { title: "kincare", body: text, sms: `kincare: ${text}` };
+    }
+    case "worker_invite": {
+      const text = zh
+        ? `${m.providerName}已在 kincare 登记您为护理员。回复任意内容即可接收上门服务提醒和紧急短信。`
+        : `${m.providerName} registered you as a care worker on kincare. Reply to this text (any word) to receive visit reminders and urgent alerts.`;
       return { title: "kincare", body: text, sms: `kincare: ${text}` };
     }
     case "phone_invite": {

@@ -8,6 +8,7 @@ import { isUniqueViolation } from "../db/database";
 import { AppError, notFound } from "../errors";
 import type { Actor } from "../http/context";
 import { newId } from "../ids";
+import { invitePhone } from "../notifications/notifications.service";
 import type { RequestCtx } from "../request-ctx";
 import { maskIdDocument, sealIdDocument } from "./id-documents";
 import type {
@@ -240,6 +241,7 @@ export async function updateWorker(
         .execute();
       if (patch.certificates) await replaceCertificates(trx, workerId, patch.certificates, ctx.now);
       await audit(trx, ctx, "worker.update", workerId, { fields: Object.keys(patch) });
+      if (patch.phone || patch.userId === null) await invitePhoneOfWorker(trx, workerId, ctx.now);
     });
   } catch (error) {
     if (isUniqueViolation(error)) throw accountTaken();
@@ -274,8 +276,35 @@ export async function changeWorkerStatus(
       to: change.status,
       reason: change.reason ?? null,
     });
+    if (change.status === "verified") await invitePhoneOfWorker(trx, workerId, ctx.now);
   });
   return getWorker(db, ctx, workerId);
+}
+
+/**
+ * A verified worker without an account is reached on their registered phone (visit alerts,
+ * the day's reminder); alert texts need the number confirmed, so it is asked to reply once.
+ */
+async function invitePhoneOfWorker(trx: Executor, workerId: string, now: Date) {
+  const w = await trx
+    .selectFrom("workers")
+    .innerJoin("providers", "providers.id", "workers.provider_id")
+    .select([
+      "workers.status",
+      "workers.user_id",
+      "workers.phone",
+      "workers.legal_name",
+      "providers.display_name",
+    ])
+    .where("workers.id", "=", workerId)
+    .executeTakeFirst();
+  if (w?.status !== "verified" || w.user_id) return;
+  await invitePhone(
+    trx,
+    { phone: w.phone, name: w.legal_name, language: "en", timeZone: "UTC" },
+    { t: "worker_invite", providerName: w.display_name },
+    now,
+  );
 }
 
 export type AssignmentRefusal =

@@ -293,6 +293,17 @@ describe("assigning a worker", () => {
     expect((await assign(s.visitId, s.worker.id, otherProvider.admin.token)).status).toBe(404);
 
     expect((await visitOf(s)).worker).toBeNull();
+
+    // The operator desk sees every visit of a day (the unassigned ones too); a family member
+    // must name a resident.
+    const range = `from=${dayFrom(t, 0)}&to=${dayFrom(t, 3)}`;
+    const all = await t.request("GET", `/v1/visits?${range}&unassigned=true`, {
+      token: operator.token,
+    });
+    expect(all.status).toBe(200);
+    expect(all.body.items.map((v: { id: string }) => v.id)).toContain(s.visitId);
+    const bare = await t.request("GET", `/v1/visits?${range}`, { token: s.daughter.token });
+    expect(bare.status).toBe(400);
   });
 
   it("tells the daughter and the son who is coming instead when the worker is replaced", async () => {

@@ -83,7 +83,8 @@ export function visitsRoutes(deps: AppDeps) {
       method: "get",
       path: "/visits",
       tags,
-      summary: "Visits of a resident (the family) or a provider (its admins) between two dates",
+      summary:
+        "Visits of a resident (the family) or a provider (its admins), or all (operators), between two local dates",
       request: {
         query: z.object({
           residentId: z.string().max(64).optional(),

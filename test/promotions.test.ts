@@ -202,6 +202,15 @@ describe("pricing bookings", () => {
       fullPrice: 12_000,
       discount: 2_400,
     });
+    // The booking read back later shows the same promotion (a page shows what was given).
+    const readBack = await t.request("GET", `/v1/bookings/${discounted.body.id}`, {
+      token: f.daughter.token,
+    });
+    expect(readBack.body.promotion).toEqual(discounted.body.promotion);
+    const plain = await t.request("GET", `/v1/bookings/${before.body.id}`, {
+      token: f.daughter.token,
+    });
+    expect(plain.body).not.toHaveProperty("promotion");
     const visitId = discounted.body.visits[0].id;
     expect(await balanceOf(t.db, accounts.escrow(visitId).id)).toBe(9_600);
     expect(await wallet(f.residentId)).toBe(78_400);

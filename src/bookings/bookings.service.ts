@@ -18,7 +18,12 @@ import { walletCurrency } from "../ledger/wallet.service";
 import { personForUser, queueMessage } from "../notifications/queue";
 import { isProviderAdmin } from "../providers/providers.repository";
 import type { RequestCtx } from "../request-ctx";
-import { escrowNote, promotionFor, recordBookingPromotion } from "../reviews/promotions.service";
+import {
+  bookingPromotion,
+  escrowNote,
+  promotionFor,
+  recordBookingPromotion,
+} from "../reviews/promotions.service";
 import { getSettings, type Settings } from "../settings/settings.service";
 import { localParts } from "../time";
 import { assignFromSeries } from "../visits/visits.service";
@@ -334,7 +339,11 @@ async function authorizeBooking(
 export async function getBooking(db: Executor, ctx: Ctx, bookingId: string) {
   const booking = await loadBooking(db, bookingId);
   await authorizeBooking(db, ctx.actor, booking, "any");
-  return presentBooking(booking, await visitsOf(db, bookingId));
+  const promotion = await bookingPromotion(db, bookingId);
+  return {
+    ...presentBooking(booking, await visitsOf(db, bookingId)),
+    ...(promotion ? { promotion } : {}),
+  };
 }
 
 export async function listBookings(

@@ -331,6 +331,26 @@ export function presentApplied(a: AppliedPromotion) {
   };
 }
 
+/** The promotion a booking was priced with, as the booking's answer shows it; null if none. */
+export async function bookingPromotion(db: Executor, bookingId: string) {
+  const row = await db
+    .selectFrom("booking_promotions as bp")
+    .innerJoin("promotions as p", "p.id", "bp.promotion_id")
+    .select(["bp.promotion_id", "p.title", "bp.label", "bp.full_price_minor", "bp.discount_minor"])
+    .where("bp.booking_id", "=", bookingId)
+    .executeTakeFirst();
+  return row
+    ? presentApplied({
+        promotionId: row.promotion_id,
+        title: row.title,
+        label: row.label,
+        fullPriceMinor: Number(row.full_price_minor),
+        discountMinor: Number(row.discount_minor),
+        priceMinor: Number(row.full_price_minor) - Number(row.discount_minor),
+      })
+    : null;
+}
+
 /** What a visit's escrow line adds when its booking had a promotion: " with 20% off (Spring offer)". */
 export async function escrowNote(db: Executor, bookingId: string): Promise<string> {
   const row = await db

@@ -140,6 +140,19 @@ describe("proposing and deciding", () => {
     expect(approved.body).toMatchObject({ status: "approved", decisionReason: "fair and clear" });
     expect((await decide(proposed.body.id, false)).status).toBe(409);
     expect((await decide(newId(), true)).status).toBe(404);
+    // The provider's admin is told the answer, once (the refused second decision tells no one).
+    const told = await t.db
+      .selectFrom("deliveries")
+      .select(["user_id", "message"])
+      .where("purpose", "=", "promotion_decided")
+      .execute();
+    const toAdmin = told.filter((d) => d.user_id === p.admin.id);
+    expect(toAdmin).toHaveLength(1);
+    expect(JSON.parse(toAdmin[0]!.message)).toMatchObject({
+      t: "promotion_decided",
+      approved: true,
+      reason: "fair and clear",
+    });
 
     const audit = await t.db
       .selectFrom("audit_log")

@@ -21,6 +21,12 @@ export const MessageSchema = z.discriminatedUnion("t", [
   z.object({ t: z.literal("phone_invite"), residentName: z.string(), byName: z.string() }),
   z.object({ t: z.literal("on_call_invite"), providerName: z.string() }),
   z.object({ t: z.literal("worker_invite"), providerName: z.string() }),
+  z.object({
+    t: z.literal("promotion_decided"),
+    title: z.string(),
+    approved: z.boolean(),
+    reason: z.string(),
+  }),
   z.object({ t: z.literal("password_reset_code"), code: z.string().optional() }),
   z.object({
     t: z.literal("invitation"),
@@ -407,6 +413,20 @@ export function render(input: RenderInput): Rendered {
         ? `${m.providerName}将您设为 kincare 的值班联系人。回复任意内容即可接收上门服务的紧急短信（迟到、缺席、未签退）。`
         : `${m.providerName} named you its on-call person on kincare. Reply to this text (any word) to receive urgent visit alerts (late, missed or open visits).`;
       return { title: "kincare", body: text, sms: `kincare: ${text}` };
+    }
+    case "promotion_decided": {
+      const text = m.approved
+        ? zh
+          ? `您的优惠“${m.title}”已通过审核。${m.reason}`
+          : `Your promotion "${m.title}" was approved. ${m.reason}`
+        : zh
+          ? `您的优惠“${m.title}”未通过审核：${m.reason}`
+          : `Your promotion "${m.title}" was not approved: ${m.reason}`;
+      return {
+        title: zh ? "优惠审核结果" : "Promotion decided",
+        body: text.trim(),
+        sms: `kincare: ${text.trim()}`,
+      };
     }
     case "worker_invite": {
       const text = zh

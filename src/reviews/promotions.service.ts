@@ -10,6 +10,7 @@ import { AppError, forbidden, notFound } from "../errors";
 import type { Actor } from "../http/context";
 import { newId } from "../ids";
 import { formatMoney } from "../ledger/ledger";
+import { tellProvider } from "../notifications/audiences";
 import { authorizeProvider } from "../providers/providers.service";
 import type { RequestCtx } from "../request-ctx";
 import type { PromotionRow, PromotionStatus } from "./reviews.table";
@@ -227,6 +228,23 @@ export async function decidePromotion(
       entityId: promotionId,
       requestId: ctx.requestId,
       details: { providerId: promotion.provider_id },
+    },
+    ctx.now,
+  );
+  // The provider's admins hear the answer (and the reason) without having to look.
+  await tellProvider(
+    trx,
+    promotion.provider_id,
+    {
+      purpose: "promotion_decided",
+      message: {
+        t: "promotion_decided",
+        title: promotion.title,
+        approved: decision.approve,
+        reason: decision.reason,
+      },
+      dedupeKey: `promotion-decided:${promotionId}`,
+      channels: ["push"],
     },
     ctx.now,
   );

@@ -14,11 +14,11 @@ import { iso } from "../clock";
 import type { Db, Executor, Trx } from "../db/database";
 import { AppError } from "../errors";
 import { newId } from "../ids";
+import { tellFamily, tellProvider } from "../notifications/audiences";
 import { formatTime } from "../notifications/templates";
 import type { ResidentRow } from "../residents/residents.table";
 import { getSettings, type Settings } from "../settings/settings.service";
 import { type DueItem, itemKey } from "./due";
-import { tellFamily, tellProvider } from "./notify";
 import {
   type Ctx,
   countFailure,

@@ -12,13 +12,13 @@ import { AppError, notFound } from "../errors";
 import type { Actor } from "../http/context";
 import { newId } from "../ids";
 import { insertJob } from "../jobs/jobs.repository";
+import { tellFamily, tellWorker } from "../notifications/audiences";
 import { assignableWorker } from "../providers/workers.service";
 import type { RequestCtx } from "../request-ctx";
 import type { ResidentRow } from "../residents/residents.table";
 import { getSettings } from "../settings/settings.service";
 import { localParts } from "../time";
 import { type DueItem, dueItems, itemKey } from "./due";
-import { tellFamily, tellWorker } from "./notify";
 import type { VisitEntryRow, VisitOutcomeRow } from "./visits.table";
 
 export type Ctx = RequestCtx & { actor: Actor };

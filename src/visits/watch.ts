@@ -11,8 +11,8 @@ import { iso } from "../clock";
 import type { Executor, Trx } from "../db/database";
 import type { EscalationPolicy } from "../escalation/policy";
 import type { Scheduler } from "../jobs/scheduler";
+import { tellFamily } from "../notifications/audiences";
 import { formatTime } from "../notifications/templates";
-import { tellFamily } from "./notify";
 import { DAY_REMINDER_JOB, residentName, sendDayReminder } from "./visits.service";
 import { VISIT_WATCH_JOB, type WatchCheck, watchChecks } from "./watch-schedule";
 

@@ -1,9 +1,9 @@
-// Who hears about a visit: the resident's family circle, the provider's admins, the worker.
+// Who hears about something: a resident's family circle, a provider's admins, a care worker.
 import type { Executor } from "../db/database";
-import type { Channel } from "../notifications/notifications.table";
-import { personForPhone, personForUser, queueMessage } from "../notifications/queue";
-import type { Message } from "../notifications/templates";
 import { getSettings } from "../settings/settings.service";
+import type { Channel } from "./notifications.table";
+import { personForPhone, personForUser, queueMessage } from "./queue";
+import type { Message } from "./templates";
 
 export interface Notice {
   purpose: string;

@@ -126,7 +126,7 @@ export async function createSystem(config: Config, options: SystemOptions) {
   await registerEscalationJobs(scheduler, db, () => scheduler.nudge());
   await registerBookingJobs(scheduler, db);
   registerNeedJobs(scheduler);
-  registerVisitJobs(scheduler);
+  await registerVisitJobs(scheduler, db);
   const ackEffects: AckEffects = {
     sendDeviceAck(deviceId, alertId, byName) {
       link

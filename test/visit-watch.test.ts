@@ -298,6 +298,82 @@ describe("a worker who does not come", () => {
     await expectLedgerSound(t);
   });
 
+  it("kincare down through the whole visit: the checks all come due at once, and the money still goes back", async () => {
+    const v = await watchedVisit(t, outside, operator.token);
+    await at(t, v.endsAt, 180);
+    await t.scheduler.drain();
+    expect(await visitDetail(t, v)).toMatchObject({ status: "refunded", missed: true });
+    expect(await wallet(t, v)).toBe(v.walletAfterBooking + v.price);
+    expect(await escrow(t, v)).toBe(0);
+    expect(await noShows(t, v.provider.id)).toBe(1);
+    // No alert is left chasing a visit that is settled.
+    const open = (await visitAlerts(t, v.visitId)).filter((a) => a.closed_at === null);
+    expect(open).toEqual([]);
+    await expectLedgerSound(t);
+  });
+
+  it("a visit without its timers (made before the watch existed, or its jobs lost) is caught by the audit", async () => {
+    const v = await watchedVisit(t, outside, operator.token);
+    const removed = await t.db
+      .deleteFrom("jobs")
+      .where("dedupe_key", "like", `visit-watch:${v.visitId}:%`)
+      .executeTakeFirst();
+    expect(Number(removed.numDeletedRows)).toBe(3);
+    await at(t, v.startsAt, 15);
+    expect(await visitAlerts(t, v.visitId)).toEqual([]); // within the audit's minute of grace
+    await at(t, v.startsAt, 17);
+    expect((await visitAlerts(t, v.visitId)).map((a) => [a.kind, a.status])).toEqual([
+      ["visit_late", "open"],
+    ]);
+    await at(t, v.startsAt, 32);
+    expect((await visitAlerts(t, v.visitId)).map((a) => [a.kind, a.status])).toEqual([
+      ["visit_late", "resolved"],
+      ["visit_missed", "open"],
+    ]);
+    await at(t, v.endsAt, 122);
+    expect((await visitDetail(t, v)).status).toBe("refunded");
+    expect(await noShows(t, v.provider.id)).toBe(1);
+  });
+
+  it("an offline check-in that arrives after the refund is kept in the entry log, flagged, and moves no money", async () => {
+    const v = await watchedVisit(t, outside, operator.token);
+    await at(t, v.startsAt, 15);
+    await at(t, v.startsAt, 30);
+    expect((await missedRefund(t, v.visitId, v.daughter.token)).status).toBe(200);
+    const walletAfterRefund = await wallet(t, v);
+    // Li Wei was there at start + 25 min, with no signal; her phone syncs at start + 40.
+    t.clock.set(new Date(Date.parse(v.startsAt) + 40 * 60_000));
+    const late = await t.request("POST", `/v1/visits/${v.visitId}/check-in`, {
+      token: v.worker.user.token,
+      body: {
+        clientId: "offline-after-refund",
+        occurredAt: new Date(Date.parse(v.startsAt) + 25 * 60_000).toISOString(),
+        capturedOffline: true,
+        position: { ...north(30), accuracy: 15 },
+      },
+    });
+    expect(late.status).toBe(201);
+    expect(late.body).toMatchObject({
+      afterSettlement: true,
+      entry: { offline: true, verification: { verified: true, exception: "after_settlement" } },
+    });
+    expect(await visitDetail(t, v)).toMatchObject({ status: "refunded" });
+    expect(await wallet(t, v)).toBe(walletAfterRefund);
+    const log = await t.request("GET", `/v1/residents/${v.residentId}/entries`, {
+      token: v.daughter.token,
+    });
+    expect(log.body.items.map((e: { clientId: string }) => e.clientId)).toContain(
+      "offline-after-refund",
+    );
+    // A check-in captured after the refund is still refused.
+    const after = await t.request("POST", `/v1/visits/${v.visitId}/check-in`, {
+      token: v.worker.user.token,
+      body: { clientId: "live-after-refund", position: { ...north(30), accuracy: 15 } },
+    });
+    expect(after.status).toBe(409);
+    await expectLedgerSound(t);
+  });
+
   it("two claims at once (two keys): one refund, one no-show on the provider's record", async () => {
     const v = await watchedVisit(t, outside, operator.token);
     await at(t, v.startsAt, 15);

@@ -182,6 +182,53 @@ describe("assigning a worker", () => {
     }
   });
 
+  it("two assignments of one worker at once to overlapping visits: one is refused", async () => {
+    const s = await assignedVisit(t, operator.token, { assign: false });
+    const [other] = await book(s, { type: "once", date: dayFrom(t, 2), time: "09:30" });
+    const both = await Promise.all([
+      assign(s.visitId, s.worker.id, s.provider.admin.token),
+      assign(other!.id, s.worker.id, s.provider.admin.token),
+    ]);
+    expect(both.map((r) => r.status).sort()).toEqual([200, 409]);
+    const assigned = await t.db
+      .selectFrom("visits")
+      .select("id")
+      .where("worker_id", "=", s.worker.id)
+      .execute();
+    expect(assigned).toHaveLength(1);
+  });
+
+  it("a suspended worker loses their visits at once: the home, the plan and the key safe", async () => {
+    const s = await assignedVisit(t, operator.token);
+    const suspended = await t.request("POST", `/v1/workers/${s.worker.id}/status`, {
+      token: operator.token,
+      body: { status: "suspended", reason: "complaint under review" },
+    });
+    expect(suspended.status).toBe(200);
+    t.clock.set(new Date(Date.parse(s.startsAt) + 60_000));
+    const asWorker = { token: s.worker.user.token };
+    expect((await t.request("GET", `/v1/visits/${s.visitId}`, asWorker)).status).toBe(404);
+    expect((await t.request("GET", `/v1/visits/${s.visitId}/access-notes`, asWorker)).status).toBe(
+      404,
+    );
+    const checkIn = await t.request("POST", `/v1/visits/${s.visitId}/check-in`, {
+      ...asWorker,
+      body: { clientId: "suspended-1", exceptionReason: "gps broken" },
+    });
+    expect(checkIn.status).toBe(404);
+    expect((await t.request("GET", "/v1/me/visits", asWorker)).status).toBe(403);
+    // The visit waits for another worker, and the provider's admins are told.
+    expect((await visitOf(s)).worker).toBeNull();
+    const told = await t.db
+      .selectFrom("deliveries")
+      .select("message")
+      .where("purpose", "=", "visits_unassigned")
+      .where("user_id", "=", s.provider.admin.id)
+      .execute();
+    expect(told).toHaveLength(1);
+    expect(JSON.parse(told[0]!.message)).toMatchObject({ workerName: "Li Wei", visits: 1 });
+  });
+
   it("refuses an unverified, a suspended, an uncertified or another provider's worker, with the reason", async () => {
     // 07:00 in Shanghai is 23:00 UTC the day before: the certificate is judged on the local day.
     const s = await assignedVisit(t, operator.token, {

@@ -21,6 +21,7 @@ export const MessageSchema = z.discriminatedUnion("t", [
   z.object({ t: z.literal("phone_invite"), residentName: z.string(), byName: z.string() }),
   z.object({ t: z.literal("on_call_invite"), providerName: z.string() }),
   z.object({ t: z.literal("worker_invite"), providerName: z.string() }),
+  z.object({ t: z.literal("visits_unassigned"), workerName: z.string(), visits: z.number() }),
   z.object({
     t: z.literal("promotion_decided"),
     title: z.string(),
@@ -325,6 +326,9 @@ export function render(input: RenderInput): Rendered {
           outside_radius: zh ? "不在住址附近" : "away from the home",
           position_too_vague: zh ? "定位不够准确" : "with too vague a position",
           no_proof: zh ? "没有到场证明" : "without proof of presence",
+          after_settlement: zh
+            ? "（离线记录，送达时该服务已退款）"
+            : "(an offline entry that arrived after the visit was refunded)",
         }[m.exception] ?? m.exception;
       const act =
         m.kind === "check_in" ? (zh ? "签到" : "checked in") : zh ? "签退" : "checked out";
@@ -426,6 +430,16 @@ export function render(input: RenderInput): Rendered {
         title: zh ? "优惠审核结果" : "Promotion decided",
         body: text.trim(),
         sms: `kincare: ${text.trim()}`,
+      };
+    }
+    case "visits_unassigned": {
+      const text = zh
+        ? `${m.workerName}已被暂停，其 ${m.visits} 次尚未开始的上门服务需要重新安排护理员。`
+        : `${m.workerName} was suspended: ${m.visits} visit${m.visits === 1 ? "" : "s"} not yet started need${m.visits === 1 ? "s" : ""} another worker.`;
+      return {
+        title: zh ? "需要重新安排" : "Visits need a worker",
+        body: text,
+        sms: `kincare: ${text}`,
       };
     }
     case "worker_invite": {

@@ -8,6 +8,7 @@ import { isUniqueViolation } from "../db/database";
 import { AppError, notFound } from "../errors";
 import type { Actor } from "../http/context";
 import { newId } from "../ids";
+import { tellProvider } from "../notifications/audiences";
 import { invitePhone } from "../notifications/notifications.service";
 import type { RequestCtx } from "../request-ctx";
 import { maskIdDocument, sealIdDocument } from "./id-documents";
@@ -277,8 +278,41 @@ export async function changeWorkerStatus(
       reason: change.reason ?? null,
     });
     if (change.status === "verified") await invitePhoneOfWorker(trx, workerId, ctx.now);
+    if (change.status === "suspended") await unassignSuspended(trx, worker, ctx.now);
   });
   return getWorker(db, ctx, workerId);
+}
+
+/**
+ * A suspended worker comes off every visit they have not started (and off their series); the
+ * provider's admins are told how many visits need someone else.
+ */
+async function unassignSuspended(trx: Executor, worker: WorkerRow, now: Date) {
+  const freed = await trx
+    .updateTable("visits")
+    .set({ worker_id: null, assigned_at: null, assigned_by: null, updated_at: iso(now) })
+    .where("worker_id", "=", worker.id)
+    .where("status", "=", "scheduled")
+    .where("checked_in_at", "is", null)
+    .executeTakeFirst();
+  await trx
+    .updateTable("bookings")
+    .set({ worker_id: null, updated_at: iso(now) })
+    .where("worker_id", "=", worker.id)
+    .execute();
+  const count = Number(freed.numUpdatedRows);
+  if (count === 0) return;
+  await tellProvider(
+    trx,
+    worker.provider_id,
+    {
+      purpose: "visits_unassigned",
+      message: { t: "visits_unassigned", workerName: worker.legal_name, visits: count },
+      dedupeKey: `visits-unassigned:${worker.id}:${iso(now)}`,
+      channels: ["push", "sms"],
+    },
+    now,
+  );
 }
 
 /**

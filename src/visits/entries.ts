@@ -23,6 +23,7 @@ import {
   type Ctx,
   countFailure,
   judgeCode,
+  lockVisit,
   presentEntry,
   presentItems,
   residentName,
@@ -75,6 +76,11 @@ interface Proof {
   distanceM: number | null;
   exception: "outside_radius" | "position_too_vague" | "no_proof" | null;
 }
+
+/** What an entry records: the proof, or an offline entry flagged for arriving after settlement. */
+type Recorded = Omit<Proof, "exception"> & {
+  exception: Proof["exception"] | "after_settlement";
+};
 
 /**
  * Judges the proof: a code first (it cannot be faked from afar), then the position. A fix whose
@@ -159,7 +165,7 @@ async function insertEntry(
   kind: EntryKind,
   input: EntryInput,
   capturedAt: Date,
-  proof: Proof,
+  proof: Recorded,
   settings: Settings,
   extra: Partial<Pick<VisitEntryRow, "notes" | "wellbeing" | "duration_comment">> = {},
 ): Promise<VisitEntryRow> {
@@ -318,6 +324,7 @@ async function withCodeCount<T>(
 export async function checkIn(db: Db, ctx: Ctx, visitId: string, input: EntryInput) {
   return withCodeCount(db, visitId, ctx.now, () =>
     db.transaction().execute(async (trx) => {
+      await lockVisit(trx, visitId);
       const before = await earlier(trx, ctx, visitId, "check_in", input.clientId);
       if (before) return { entry: presentEntry(before), duplicate: true };
       const loaded = await visitAccess(
@@ -328,12 +335,20 @@ export async function checkIn(db: Db, ctx: Ctx, visitId: string, input: EntryInp
         "check in to this visit",
       );
       const { visit, resident } = loaded;
-      if (visit.status !== "scheduled") {
+      const capturedAt = capturedAtOf(input, ctx.now);
+      // An offline check-in that reaches kincare after the visit was refunded as missed (or
+      // cancelled): the worker was there, so the home's entry log keeps it, flagged, and the
+      // money stays where it went for the provider and an operator to sort out.
+      const afterSettlement =
+        (visit.status === "refunded" || visit.status === "cancelled") &&
+        visit.settled_at !== null &&
+        capturedAt.toISOString() < visit.settled_at &&
+        !visit.checked_in_at;
+      if (visit.status !== "scheduled" && !afterSettlement) {
         throw new AppError("invalid_state", `this visit is ${visit.status}`);
       }
       if (visit.checked_in_at)
         throw new AppError("invalid_state", "this visit is already checked in");
-      const capturedAt = capturedAtOf(input, ctx.now);
       const settings = await getSettings(trx);
       const earliest = Date.parse(visit.starts_at) - EARLY_CHECK_IN_MS;
       const latest = Date.parse(visit.ends_at) + settings["visits.open_after_minutes"] * 60_000;
@@ -352,11 +367,15 @@ export async function checkIn(db: Db, ctx: Ctx, visitId: string, input: EntryInp
         "check_in",
         input,
         capturedAt,
-        proof,
+        afterSettlement ? { ...proof, exception: "after_settlement" } : proof,
         settings,
       );
+      if (afterSettlement) {
+        await announce(trx, resident, entry, ctx.now);
+        return { entry: presentEntry(entry), duplicate: false, afterSettlement: true };
+      }
       const plan = await currentPlan(trx, visit.resident_id).catch(() => null);
-      await trx
+      const marked = await trx
         .updateTable("visits")
         .set({
           checked_in_at: entry.occurred_at,
@@ -364,7 +383,12 @@ export async function checkIn(db: Db, ctx: Ctx, visitId: string, input: EntryInp
           updated_at: iso(ctx.now),
         })
         .where("id", "=", visit.id)
-        .execute();
+        .where("status", "=", "scheduled")
+        .where("checked_in_at", "is", null)
+        .executeTakeFirst();
+      if (Number(marked.numUpdatedRows) === 0) {
+        throw new AppError("invalid_state", "this visit changed meanwhile: look at it again");
+      }
       // The worker came: a late or missed alert about this visit is over.
       for (const key of [`visit-late:${visit.id}`, `visit-missed:${visit.id}`]) {
         const open = await findOpenAlert(trx, visit.resident_id, key);
@@ -437,6 +461,7 @@ async function storeOutcomes(
 /** The worker ticks off tasks and medications during the visit. */
 export async function recordOutcomes(db: Db, ctx: Ctx, visitId: string, outcomes: OutcomeInput[]) {
   return db.transaction().execute(async (trx) => {
+    await lockVisit(trx, visitId);
     const { visit, resident } = await visitAccess(
       trx,
       ctx.actor,
@@ -461,6 +486,7 @@ export async function recordOutcomes(db: Db, ctx: Ctx, visitId: string, outcomes
 export async function checkOut(db: Db, ctx: Ctx, visitId: string, input: CheckOutInput) {
   return withCodeCount(db, visitId, ctx.now, () =>
     db.transaction().execute(async (trx) => {
+      await lockVisit(trx, visitId);
       const before = await earlier(trx, ctx, visitId, "check_out", input.clientId);
       if (before) return { entry: presentEntry(before), duplicate: true, verified: true };
       const loaded = await visitAccess(

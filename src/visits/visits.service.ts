@@ -12,6 +12,7 @@ import { AppError, notFound } from "../errors";
 import type { Actor } from "../http/context";
 import { newId } from "../ids";
 import { insertJob } from "../jobs/jobs.repository";
+import { isPostgres } from "../ledger/ledger";
 import { tellFamily, tellWorker } from "../notifications/audiences";
 import { assignableWorker } from "../providers/workers.service";
 import type { RequestCtx } from "../request-ctx";
@@ -45,10 +46,31 @@ export async function loadVisit(db: Executor, visitId: string): Promise<VisitRow
   return visit;
 }
 
-/** The worker rows (one per provider they work for) of a signed-in user. */
+/**
+ * The worker rows (one per provider they work for) of a signed-in user that may act as workers
+ * now: verified, with a verified provider. A suspended worker (or provider) loses their visits,
+ * their homes' addresses and access notes at once, whatever is still assigned.
+ */
 export async function workerIdsOf(db: Executor, userId: string): Promise<string[]> {
-  const rows = await db.selectFrom("workers").select("id").where("user_id", "=", userId).execute();
+  const rows = await db
+    .selectFrom("workers")
+    .innerJoin("providers", "providers.id", "workers.provider_id")
+    .select("workers.id")
+    .where("workers.user_id", "=", userId)
+    .where("workers.status", "=", "verified")
+    .where("providers.status", "=", "verified")
+    .execute();
   return rows.map((r) => r.id);
+}
+
+/**
+ * Takes the visit's row lock (PostgreSQL; on SQLite the open transaction is the only writer) so a
+ * check-in, a refund, a cancel, a reassignment or the watch act on the visit one after another,
+ * each seeing what the one before it committed.
+ */
+export async function lockVisit(trx: Executor, visitId: string) {
+  if (!isPostgres(trx)) return;
+  await trx.selectFrom("visits").select("id").where("id", "=", visitId).forUpdate().execute();
 }
 
 export async function visitAccess(
@@ -406,6 +428,10 @@ export async function assignWorker(
   if (visit.status !== "scheduled" || visit.checked_in_at !== null) {
     throw new AppError("invalid_state", "only a visit not yet started can be assigned");
   }
+  // Two assignments of one worker at once must not both pass the overlap check.
+  if (isPostgres(trx)) {
+    await trx.selectFrom("workers").select("id").where("id", "=", worker.id).forUpdate().execute();
+  }
   const changed: { visit: VisitRow; previous: string | null }[] = [];
   for (const target of targets) {
     const ok = await assignableWorker(trx, worker.id, {
@@ -430,7 +456,7 @@ export async function assignWorker(
       );
     }
     if (target.worker_id === worker.id) continue;
-    await trx
+    const updated = await trx
       .updateTable("visits")
       .set({
         worker_id: worker.id,
@@ -439,7 +465,15 @@ export async function assignWorker(
         updated_at: iso(ctx.now),
       })
       .where("id", "=", target.id)
-      .execute();
+      .where("status", "=", "scheduled")
+      .where("checked_in_at", "is", null)
+      .executeTakeFirst();
+    if (Number(updated.numUpdatedRows) === 0) {
+      throw new AppError(
+        "invalid_state",
+        `the visit on ${target.local_date} has started or ended meanwhile: assign again`,
+      );
+    }
     changed.push({ visit: target, previous: target.worker_id });
   }
   if (input.scope === "series") {
@@ -650,7 +684,10 @@ export async function sendDayReminder(
 export async function workerDay(db: Executor, ctx: Ctx, date?: string) {
   const workerIds = await workerIdsOf(db, ctx.actor.userId);
   if (workerIds.length === 0) {
-    throw new AppError("forbidden", "you are not registered as a care worker with a provider");
+    throw new AppError(
+      "forbidden",
+      "you are not a verified care worker of a verified provider (registered, and not suspended)",
+    );
   }
   const user = await db
     .selectFrom("users")

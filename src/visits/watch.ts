@@ -7,13 +7,15 @@ import { z } from "zod";
 import { closeAlert, findOpenAlert, raiseAlert } from "../alerts/alerts.service";
 import { refundMissedVisit } from "../bookings/bookings.service";
 import type { VisitRow } from "../bookings/bookings.table";
-import { iso } from "../clock";
-import type { Executor, Trx } from "../db/database";
+import { addMs, iso } from "../clock";
+import type { Db, Executor, Trx } from "../db/database";
 import type { EscalationPolicy } from "../escalation/policy";
+import { defineRecurring } from "../jobs/recurring";
 import type { Scheduler } from "../jobs/scheduler";
 import { tellFamily } from "../notifications/audiences";
 import { formatTime } from "../notifications/templates";
-import { DAY_REMINDER_JOB, residentName, sendDayReminder } from "./visits.service";
+import { getSettings } from "../settings/settings.service";
+import { DAY_REMINDER_JOB, lockVisit, residentName, sendDayReminder } from "./visits.service";
 import { VISIT_WATCH_JOB, type WatchCheck, watchChecks } from "./watch-schedule";
 
 /** A late visit is the provider's to sort out first: its on-call person and the worker. */
@@ -43,7 +45,55 @@ const openChain: EscalationPolicy = {
   repeatLimit: 2,
 };
 
-export function registerVisitJobs(scheduler: Scheduler) {
+/**
+ * The watch's safety net, every minute: any visit of the last two days whose check is overdue by
+ * more than a minute and was not done (a visit created before the watch existed, a job lost or
+ * consumed out of order) has it run now. Each check is idempotent, so meeting the visit's own
+ * job does nothing twice.
+ */
+export async function auditWatch(db: Db, now: Date) {
+  const settings = await getSettings(db);
+  const grace = 60_000;
+  const before = (minutes: number) => iso(addMs(now, -(minutes * 60_000 + grace)));
+  const lateBefore = before(settings["visits.late_after_minutes"]);
+  const missedBefore = before(settings["visits.missed_after_minutes"]);
+  const openBefore = before(settings["visits.open_after_minutes"]);
+  const rows = await db
+    .selectFrom("visits")
+    .selectAll()
+    .where("status", "=", "scheduled")
+    .where("starts_at", ">=", iso(addMs(now, -2 * 86_400_000)))
+    .where("starts_at", "<=", lateBefore)
+    .where("checked_out_at", "is", null)
+    .orderBy("starts_at")
+    .limit(500)
+    .execute();
+  let ran = 0;
+  for (const v of rows) {
+    const due: WatchCheck[] = [];
+    if (!v.checked_in_at && !v.missed_at && v.starts_at <= missedBefore) due.push("missed");
+    else if (!v.checked_in_at && !v.late_at && !v.missed_at) due.push("late");
+    if (!v.open_alerted_at && v.ends_at <= openBefore) due.push("open");
+    for (const check of due) {
+      await db.transaction().execute((trx) => runCheck(trx, v.id, check, now));
+      ran += 1;
+    }
+  }
+  return ran;
+}
+
+export async function registerVisitJobs(scheduler: Scheduler, db: Db) {
+  await defineRecurring(scheduler, db, {
+    kind: "visits.watch_audit",
+    everyMs: 60_000,
+    async run(ctx) {
+      const ran = await auditWatch(ctx.db, ctx.clock.now());
+      if (ran > 0) {
+        ctx.logger.warn({ ran }, "visit watch: overdue checks run by the audit");
+        scheduler.nudge();
+      }
+    },
+  });
   scheduler.define({
     kind: VISIT_WATCH_JOB,
     payload: z.object({ visitId: z.string(), check: z.enum(watchChecks) }),
@@ -82,6 +132,8 @@ export function registerVisitJobs(scheduler: Scheduler) {
 
 /** Runs one check of the watch; true when it raised an alert. Repeating it does nothing more. */
 export async function runCheck(trx: Trx, visitId: string, check: WatchCheck, now: Date) {
+  // One after another with check-ins, refunds and the visit's other checks (PostgreSQL).
+  await lockVisit(trx, visitId);
   const visit = await trx
     .selectFrom("visits")
     .selectAll()
@@ -162,8 +214,9 @@ export async function runCheck(trx: Trx, visitId: string, check: WatchCheck, now
   // open: checked in and never out, or never came at all.
   if (visit.checked_out_at || visit.open_alerted_at) return false;
   if (!visit.checked_in_at) {
-    if (!visit.missed_at) return false;
-    // Nobody came and nobody claimed the money back: it goes back now.
+    // Nobody came and nobody claimed the money back: it goes back now. The missed mark may be
+    // missing when this check ran first (kincare was down through the whole visit).
+    await mark(trx, visit, { missed_at: iso(now) }, now);
     await refundMissedVisit(trx, visit.id, null, now);
     return false;
   }

@@ -182,6 +182,24 @@ describe("assigning a worker", () => {
     }
   });
 
+  it("the watch's settings keep late before missed", async () => {
+    const patch = (body: Record<string, number>) =>
+      t.request("PATCH", "/v1/settings", { token: operator.token, body });
+    const bad = await patch({ "visits.missed_after_minutes": 10 });
+    expect(bad.status).toBe(400);
+    expect(bad.body.error.details.issues[0].path).toBe("visits.missed_after_minutes");
+    const ok = await patch({
+      "visits.late_after_minutes": 10,
+      "visits.missed_after_minutes": 20,
+    });
+    expect(ok.status).toBe(200);
+    const back = await patch({
+      "visits.late_after_minutes": 15,
+      "visits.missed_after_minutes": 30,
+    });
+    expect(back.status).toBe(200);
+  });
+
   it("two assignments of one worker at once to overlapping visits: one is refused", async () => {
     const s = await assignedVisit(t, operator.token, { assign: false });
     const [other] = await book(s, { type: "once", date: dayFrom(t, 2), time: "09:30" });

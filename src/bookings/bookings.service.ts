@@ -659,10 +659,11 @@ export async function refundMissedVisit(
     .set((eb) => ({ no_show_count: eb("no_show_count", "+", 1) }))
     .where("id", "=", visit.provider_id)
     .execute();
-  // The money is back and nobody is coming: the missed-visit alert has nothing left to chase.
-  const missed = await findOpenAlert(trx, visit.resident_id, `visit-missed:${visit.id}`);
-  if (missed) {
-    await closeAlert(trx, missed, "resolved", "refunded: nobody came", now, ctx?.actor.userId);
+  // The money is back and nobody is coming: the late and missed alerts have nothing to chase.
+  for (const key of [`visit-late:${visit.id}`, `visit-missed:${visit.id}`]) {
+    const open = await findOpenAlert(trx, visit.resident_id, key);
+    if (open)
+      await closeAlert(trx, open, "resolved", "refunded: nobody came", now, ctx?.actor.userId);
   }
   return presentVisit({ ...visit, status: "refunded" });
 }

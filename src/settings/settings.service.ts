@@ -147,6 +147,18 @@ export async function updateSettings(
   const entries = Object.entries(patch).filter(([, v]) => v !== undefined);
   if (entries.length === 0)
     throw new AppError("bad_request", "name at least one setting to change");
+  // A visit is late before it is missed, and missed before it is left open.
+  const next = { ...(await getSettings(db)), ...patch };
+  if (next["visits.missed_after_minutes"] <= next["visits.late_after_minutes"]) {
+    throw new AppError("validation_failed", "a visit must be late before it is missed", {
+      issues: [
+        {
+          path: "visits.missed_after_minutes",
+          message: `must be more than visits.late_after_minutes (${next["visits.late_after_minutes"]})`,
+        },
+      ],
+    });
+  }
   for (const [key, value] of entries) {
     await db
       .insertInto("settings")

@@ -583,29 +583,39 @@ export async function providerFailed(
     throw new AppError("forbidden", "an operator records that a provider did not come");
   }
   if (kind === "cancelled") await authorizeBooking(trx, ctx.actor, booking, "provider");
+  const reasonText =
+    kind === "no_show"
+      ? `The provider did not come: ${reason}`
+      : `Cancelled by the provider: ${reason}`;
+  if (!(await refundProviderFault(trx, visit, reasonText, ctx.actor.userId, ctx.now))) {
+    throw new AppError("invalid_state", `this visit is already ${visit.status}`);
+  }
+  return presentVisit({ ...visit, status: "refunded" });
+}
+
+/** The provider's fault (a cancel, a no-show, a missed visit): all back, a mark on its record. */
+async function refundProviderFault(
+  trx: Trx,
+  visit: VisitRow,
+  reason: string,
+  by: string | null,
+  now: Date,
+) {
   const settings = await getSettings(trx);
   const done = await cancelVisitRow(
     trx,
     visit,
-    {
-      fee: 0,
-      reason:
-        kind === "no_show"
-          ? `The provider did not come: ${reason}`
-          : `Cancelled by the provider: ${reason}`,
-      by: ctx.actor.userId,
-      status: "refunded",
-    },
-    ctx.now,
+    { fee: 0, reason, by, status: "refunded" },
+    now,
     settings,
   );
-  if (!done) throw new AppError("invalid_state", `this visit is already ${visit.status}`);
+  if (!done) return false;
   await trx
     .updateTable("providers")
     .set((eb) => ({ no_show_count: eb("no_show_count", "+", 1) }))
     .where("id", "=", visit.provider_id)
     .execute();
-  return presentVisit({ ...visit, status: "refunded" });
+  return true;
 }
 
 /**
@@ -639,26 +649,15 @@ export async function refundMissedVisit(
           : "this visit has not been missed",
     );
   }
-  const settings = await getSettings(trx);
-  const done = await cancelVisitRow(
+  const done = await refundProviderFault(
     trx,
     visit,
-    {
-      fee: 0,
-      reason: "Missed: nobody checked in to the visit",
-      by: ctx?.actor.userId ?? null,
-      status: "refunded",
-    },
+    "Missed: nobody checked in to the visit",
+    ctx?.actor.userId ?? null,
     now,
-    settings,
   );
   // A concurrent claim, the watch's own refund or a late check-in got there first.
   if (!done) throw new AppError("invalid_state", "this visit was settled or checked in meanwhile");
-  await trx
-    .updateTable("providers")
-    .set((eb) => ({ no_show_count: eb("no_show_count", "+", 1) }))
-    .where("id", "=", visit.provider_id)
-    .execute();
   // The money is back and nobody is coming: the late and missed alerts have nothing to chase.
   for (const key of [`visit-late:${visit.id}`, `visit-missed:${visit.id}`]) {
     const open = await findOpenAlert(trx, visit.resident_id, key);

@@ -308,6 +308,16 @@ async function loadBooking(db: Executor, bookingId: string) {
   return booking;
 }
 
+async function loadVisitRow(db: Executor, visitId: string) {
+  const visit = await db
+    .selectFrom("visits")
+    .selectAll()
+    .where("id", "=", visitId)
+    .executeTakeFirst();
+  if (!visit) throw notFound("the visit");
+  return visit;
+}
+
 async function visitsOf(db: Executor, bookingId: string) {
   return db
     .selectFrom("visits")
@@ -572,12 +582,7 @@ export async function providerFailed(
   kind: "cancelled" | "no_show",
   reason: string,
 ) {
-  const visit = await trx
-    .selectFrom("visits")
-    .selectAll()
-    .where("id", "=", visitId)
-    .executeTakeFirst();
-  if (!visit) throw notFound("the visit");
+  const visit = await loadVisitRow(trx, visitId);
   const booking = await loadBooking(trx, visit.booking_id);
   if (kind === "no_show" && !ctx.actor.roles.includes("operator")) {
     throw new AppError("forbidden", "an operator records that a provider did not come");
@@ -630,12 +635,7 @@ export async function refundMissedVisit(
   ctx: Ctx | null,
   now: Date,
 ) {
-  const visit = await trx
-    .selectFrom("visits")
-    .selectAll()
-    .where("id", "=", visitId)
-    .executeTakeFirst();
-  if (!visit) throw notFound("the visit");
+  const visit = await loadVisitRow(trx, visitId);
   if (ctx && !ctx.actor.roles.includes("operator")) {
     await authorizeResident(trx, ctx.actor, visit.resident_id, "book");
   }
@@ -766,12 +766,7 @@ export async function reviewVisit(
   visitId: string,
   review: { confirm: true } | { dispute: string },
 ) {
-  const visit = await trx
-    .selectFrom("visits")
-    .selectAll()
-    .where("id", "=", visitId)
-    .executeTakeFirst();
-  if (!visit) throw notFound("the visit");
+  const visit = await loadVisitRow(trx, visitId);
   await authorizeResident(trx, ctx.actor, visit.resident_id, "book");
   if (visit.status !== "verified" || !visit.review_until || iso(ctx.now) > visit.review_until) {
     throw new AppError("invalid_state", "this visit is not waiting for your review");
@@ -809,12 +804,7 @@ export async function decideDispute(
   visitId: string,
   decision: { outcome: "release" | "refund" | "split"; refund?: number | undefined; note: string },
 ) {
-  const visit = await trx
-    .selectFrom("visits")
-    .selectAll()
-    .where("id", "=", visitId)
-    .executeTakeFirst();
-  if (!visit) throw notFound("the visit");
+  const visit = await loadVisitRow(trx, visitId);
   if (visit.status !== "disputed")
     throw new AppError("invalid_state", "this visit is not in dispute");
   const refund =

@@ -26,7 +26,7 @@ import {
 } from "../reviews/promotions.service";
 import { getSettings, type Settings } from "../settings/settings.service";
 import { localParts } from "../time";
-import { assignFromSeries } from "../visits/visits.service";
+import { assignFromSeries, loadVisit } from "../visits/visits.service";
 import { scheduleVisitWatch } from "../visits/watch-schedule";
 import type { BookingRow, VisitRow } from "./bookings.table";
 import { addDays, lastDate, occurrences, type Schedule, ScheduleSchema } from "./schedule";
@@ -308,16 +308,6 @@ async function loadBooking(db: Executor, bookingId: string) {
   return booking;
 }
 
-async function loadVisitRow(db: Executor, visitId: string) {
-  const visit = await db
-    .selectFrom("visits")
-    .selectAll()
-    .where("id", "=", visitId)
-    .executeTakeFirst();
-  if (!visit) throw notFound("the visit");
-  return visit;
-}
-
 async function visitsOf(db: Executor, bookingId: string) {
   return db
     .selectFrom("visits")
@@ -582,7 +572,7 @@ export async function providerFailed(
   kind: "cancelled" | "no_show",
   reason: string,
 ) {
-  const visit = await loadVisitRow(trx, visitId);
+  const visit = await loadVisit(trx, visitId);
   const booking = await loadBooking(trx, visit.booking_id);
   if (kind === "no_show" && !ctx.actor.roles.includes("operator")) {
     throw new AppError("forbidden", "an operator records that a provider did not come");
@@ -635,7 +625,7 @@ export async function refundMissedVisit(
   ctx: Ctx | null,
   now: Date,
 ) {
-  const visit = await loadVisitRow(trx, visitId);
+  const visit = await loadVisit(trx, visitId);
   if (ctx && !ctx.actor.roles.includes("operator")) {
     await authorizeResident(trx, ctx.actor, visit.resident_id, "book");
   }
@@ -766,7 +756,7 @@ export async function reviewVisit(
   visitId: string,
   review: { confirm: true } | { dispute: string },
 ) {
-  const visit = await loadVisitRow(trx, visitId);
+  const visit = await loadVisit(trx, visitId);
   await authorizeResident(trx, ctx.actor, visit.resident_id, "book");
   if (visit.status !== "verified" || !visit.review_until || iso(ctx.now) > visit.review_until) {
     throw new AppError("invalid_state", "this visit is not waiting for your review");
@@ -804,7 +794,7 @@ export async function decideDispute(
   visitId: string,
   decision: { outcome: "release" | "refund" | "split"; refund?: number | undefined; note: string },
 ) {
-  const visit = await loadVisitRow(trx, visitId);
+  const visit = await loadVisit(trx, visitId);
   if (visit.status !== "disputed")
     throw new AppError("invalid_state", "this visit is not in dispute");
   const refund =

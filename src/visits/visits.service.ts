@@ -715,9 +715,20 @@ export async function workerDay(db: Executor, ctx: Ctx, date?: string) {
     .orderBy("starts_at")
     .execute();
   const items = [];
-  for (const v of visits) {
-    const loaded = await visitAccess(db, ctx.actor, v.id, ["worker"], "see this visit");
-    items.push(await visitDetail(db, loaded));
+  // These are the worker's own visits (selected by worker id): no second access check each.
+  const relations = new Set<VisitRelation>(["worker"]);
+  for (const visit of visits) {
+    const resident = await db
+      .selectFrom("residents")
+      .selectAll()
+      .where("id", "=", visit.resident_id)
+      .executeTakeFirstOrThrow();
+    const service = await db
+      .selectFrom("services")
+      .select(["title", "category"])
+      .where("id", "=", visit.service_id)
+      .executeTakeFirstOrThrow();
+    items.push(await visitDetail(db, { visit, resident, service, relations }));
   }
   return { date: day, timeZone, visits: items };
 }
